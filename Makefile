@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up what it needs first
+# (a .venv with every package installed editable) and is fast when that is already done.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.convai-installed
+PACKAGES := $(sort $(wildcard packages/convai-*))
+INSTALL_INPUTS := requirements-dev.txt $(wildcard packages/*/pyproject.toml)
+
+.PHONY: setup demo test test-all lint
+
+setup: $(STAMP)
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): $(INSTALL_INPUTS) | $(PY)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip wheel
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-build-isolation \
+		$(foreach p,$(PACKAGES),-e $(p))
+	touch $(STAMP)
+
+demo: setup
+	$(PY) tools/demo.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-all: setup
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check packages tests tools benchmarks
+	$(VENV)/bin/lint-imports

@@ -1,0 +1,1 @@
+"""Hydra configs shipped with convai-core (``pkg://convai_core.conf``)."""

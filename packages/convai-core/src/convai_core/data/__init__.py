@@ -1,0 +1,1 @@
+"""Datasets shipped with the core (small, synthetic, generated on the fly)."""

@@ -1,0 +1,223 @@
+"""``convai train``: compose a config with Hydra and train a registered model.
+
+``convai train model=<option> [key=value ...]`` composes ``convai_core.conf/train.yaml`` with the
+model configs of every installed package (their ``convai_config_search_path`` folders) and the
+command-line overrides, then builds the trainer, the run folder, and the model, and fits it. The
+same command resumes an interrupted run, and trains on CPU, GPUs, with DDP or on several nodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from convai_core.errors import ConfigError, ConvaiError
+from convai_core.registry import get_registries
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+log = logging.getLogger("convai.train")
+
+PRIMARY_CONFIG_MODULE = "convai_core.conf"
+PRIMARY_CONFIG = "train"
+
+
+def search_path() -> list[str]:
+    """Config folders contributed by installed plugins, core first."""
+    return list(dict.fromkeys(get_registries().config_search_path))
+
+
+def _folder(entry: str) -> Any:
+    if entry.startswith("pkg://"):
+        return resources.files(entry[len("pkg://"):])
+    if entry.startswith("file://"):
+        return Path(entry[len("file://"):])
+    return Path(entry)
+
+
+def list_model_configs() -> dict[str, str]:
+    """Model config options (``model=<option>``) -> the search-path folder that provides them."""
+    options: dict[str, str] = {}
+    for entry in search_path():
+        try:
+            root = _folder(entry) / "model"
+        except (ModuleNotFoundError, TypeError):
+            continue
+        stack = [(root, "")]
+        while stack:
+            node, prefix = stack.pop()
+            if not node.is_dir():
+                continue
+            for child in node.iterdir():
+                if child.is_dir():
+                    stack.append((child, f"{prefix}{child.name}/"))
+                elif child.name.endswith(".yaml"):
+                    options.setdefault(prefix + child.name[: -len(".yaml")], entry)
+    return dict(sorted(options.items()))
+
+
+def _translate_model_override(overrides: list[str]) -> list[str]:
+    """``model=<registry key>`` -> ``model=<its config option>`` when the two differ."""
+    models = get_registries().models
+    result = []
+    for item in overrides:
+        if item.startswith("model="):
+            value = item[len("model="):]
+            if value in models:
+                option = models.get(value).metadata.get("config") or value
+                item = f"model={option}"
+        result.append(item)
+    return result
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """Compose the training config from the installed packages' configs and ``overrides``."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    extra = [p for p in search_path() if p != f"pkg://{PRIMARY_CONFIG_MODULE}"]
+    hydra_overrides = [f"hydra.searchpath=[{','.join(extra)}]"] if extra else []
+    user = _translate_model_override(list(overrides))
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(PRIMARY_CONFIG_MODULE, version_base=None):
+            cfg = compose(PRIMARY_CONFIG, overrides=hydra_overrides + user)
+    except (HydraException, OmegaConfBaseException) as exc:
+        options = ", ".join(list_model_configs()) or "none"
+        raise ConfigError(
+            f"Could not compose the training config: {exc}\nModel options: {options}. "
+            f"Run `convai train --help` for the config keys."
+        ) from exc
+    finally:
+        GlobalHydra.instance().clear()
+    if "name" not in cfg.model:
+        raise ConfigError("model.name is missing: a model config must name its registry key")
+    return cfg
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    archive: Path | None
+    metrics: dict[str, float]
+    global_step: int
+    global_rank: int
+    model: Any
+
+
+def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train the model described by a composed config (see :func:`compose_config`).
+
+    ``extra_callbacks`` are Lightning callbacks added to the run's own.
+    """
+    import pytorch_lightning as pl
+    from omegaconf import OmegaConf
+
+    from convai_core.exp_manager import setup_experiment
+    from convai_core.models.base import ModelBase
+    from convai_core.trainer import build_trainer, parse_trainer_config
+
+    model_key = str(cfg.model.name)
+    model_cls = get_registries().models.load(model_key)
+    if not (isinstance(model_cls, type) and issubclass(model_cls, ModelBase)):
+        raise ConfigError(f"model.name={model_key!r} does not name a ModelBase subclass")
+    trainer_cfg = parse_trainer_config(cfg.trainer)
+    pl.seed_everything(int(cfg.get("seed", 1234)), workers=True, verbose=False)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(plain, dict)
+    exp = setup_experiment(
+        cfg.get("exp_manager"),
+        model_name=model_key,
+        full_config=plain,
+        trainer_cfg=trainer_cfg,
+        has_validation=cfg.model.get("validation_ds") is not None,
+    )
+    trainer = build_trainer(
+        trainer_cfg, callbacks=[*exp.callbacks, *extra_callbacks], logger=exp.loggers or False,
+        default_root_dir=exp.run_dir,
+    )
+    model = model_cls(cfg.model, trainer=trainer)
+    init = cfg.get("init_from") or {}
+    if init.get("archive") and exp.resume_from is None:
+        report = model.warm_start_from(
+            init.archive, prefixes=init.get("prefixes"), exclude=init.get("exclude") or ()
+        )
+        log.info("warm start from %s: %d tensors loaded", init.archive, len(report["loaded"]))
+    if exp.resume_from is not None and trainer.is_global_zero:
+        print(f"convai: resuming {exp.run_dir} from {exp.resume_from}", file=sys.stderr)
+    trainer.fit(model, ckpt_path=str(exp.resume_from) if exp.resume_from else None)
+    archive = exp.finalize(trainer, model)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    return TrainResult(
+        exp.run_dir, archive, metrics, trainer.global_step, trainer.global_rank, model
+    )
+
+
+def _help_text() -> str:
+    options = list_model_configs()
+    models = get_registries().models
+    lines = [
+        "usage: convai train model=<option> [key=value ...] [+new_key=value ...]",
+        "",
+        "Train a model. The config is composed by Hydra from the packages you installed; any key",
+        "can be overridden on the command line. Running the same command again resumes the newest",
+        "unfinished run from its last checkpoint.",
+        "",
+        "model options (model=<option>):",
+    ]
+    for option, source in options.items():
+        lines.append(f"  {option:<32} {source}")
+    if not options:
+        lines.append("  (none: install a convai domain package)")
+    lines += ["", "registered model keys (model=<key> also works):"]
+    for entry in models:
+        lines.append(f"  {entry.key:<32} {entry.description} [{entry.provenance.distribution}]")
+    lines += [
+        "",
+        "common overrides:",
+        "  trainer.max_epochs=N trainer.max_steps=N trainer.devices=N trainer.accelerator=cpu|gpu",
+        "  trainer.strategy=ddp trainer.num_nodes=N trainer.precision=32|16-mixed|bf16-mixed",
+        "  exp_manager.exp_dir=DIR exp_manager.name=NAME exp_manager.version=V exp_manager.resume=false",
+        "  exp_manager.checkpoint.every_n_train_steps=N init_from.archive=PATH.convai",
+        "  --cfg        print the composed config and exit",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``convai train``."""
+    argv = list(sys.argv[2:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(_help_text())
+        return 0
+    parser = argparse.ArgumentParser(prog="convai train", add_help=False)
+    parser.add_argument("--cfg", action="store_true")
+    known, overrides = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = compose_config(overrides)
+        if known.cfg:
+            from omegaconf import OmegaConf
+
+            print(OmegaConf.to_yaml(cfg))
+            return 0
+        result = train(cfg)
+    except ConvaiError as exc:
+        print(f"convai train: error: {exc}", file=sys.stderr)
+        return 2
+    if result.archive is not None:
+        metrics = " ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()))
+        print(f"convai train: done at step {result.global_step}; run folder {result.run_dir}")
+        print(f"convai train: model archive {result.archive}")
+        if metrics:
+            print(f"convai train: final metrics {metrics}")
+    return 0
