@@ -169,7 +169,11 @@ class ModelBase(pl.LightningModule):
         return dists[0] if dists else top
 
     def save_to(self, path: str | os.PathLike[str]) -> Path:
-        """Write the model to a ``.convai`` archive (atomically) and return its path."""
+        """Write the model to a ``.convai`` archive (atomically) and return its path.
+
+        Missing parent folders are created.
+        """
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         config = OmegaConf.to_container(self.cfg, resolve=True)
         assert isinstance(config, dict)
         members: dict[str, Path] = {}

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from convai_core.config_utils import from_mapping, to_plain
 from convai_core.data.blobs import BlobsConfig, GaussianBlobs
 from convai_core.models.base import ModelBase
-from convai_core.types import Axis, AxisKind, Embedding, Labels, LogProbs, NeuralType
+from convai_core.types import Axis, AxisKind, Embedding, Labels, LogProbs, NeuralType, typed
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -59,6 +59,7 @@ class MLPClassifier(ModelBase):
     def label_port(self) -> NeuralType:
         return NeuralType((Axis(AxisKind.BATCH),), Labels())
 
+    @typed
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Shapes: features (B, F) -> log-probabilities (B, C)."""
         return torch.log_softmax(self.head(self.encoder(features)), dim=-1)
