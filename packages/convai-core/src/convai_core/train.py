@@ -132,8 +132,7 @@ def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResul
         raise ConfigError(f"model.name={model_key!r} does not name a ModelBase subclass")
     trainer_cfg = parse_trainer_config(cfg.trainer)
     pl.seed_everything(int(cfg.get("seed", 1234)), workers=True, verbose=False)
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(plain, dict)
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     exp = setup_experiment(
         cfg.get("exp_manager"),
         model_name=model_key,
@@ -146,7 +145,7 @@ def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResul
         default_root_dir=exp.run_dir,
     )
     model = model_cls(cfg.model, trainer=trainer)
-    init = cfg.get("init_from") or {}
+    init: Any = cfg.get("init_from") or {}
     if init.get("archive") and exp.resume_from is None:
         report = model.warm_start_from(
             init.archive, prefixes=init.get("prefixes"), exclude=init.get("exclude") or ()

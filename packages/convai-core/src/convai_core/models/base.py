@@ -174,8 +174,7 @@ class ModelBase(pl.LightningModule):
         Missing parent folders are created.
         """
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        config = OmegaConf.to_container(self.cfg, resolve=True)
-        assert isinstance(config, dict)
+        config: dict[str, Any] = OmegaConf.to_container(self.cfg, resolve=True)  # type: ignore[assignment]
         members: dict[str, Path] = {}
         for config_key, source in self._artifacts.items():
             name = _unique_name(source.name, members)
@@ -223,7 +222,7 @@ class ModelBase(pl.LightningModule):
         _rewrite_artifacts(config, contents)
         cfg = OmegaConf.create(config)
         if override_config:
-            cfg = OmegaConf.merge(cfg, OmegaConf.create(dict(override_config)))
+            cfg = OmegaConf.merge(cfg, OmegaConf.create(dict(override_config)))  # type: ignore[assignment]
         model = model_cls(cfg=cfg, trainer=trainer)
         result = model.load_state_dict(contents.state_dict, strict=strict)
         if not strict and (result.missing_keys or result.unexpected_keys):
