@@ -7,9 +7,12 @@ STAMP := $(VENV)/.convai-installed
 PACKAGES := $(sort $(wildcard packages/convai-*))
 INSTALL_INPUTS := requirements-dev.txt $(wildcard packages/*/pyproject.toml)
 
-.PHONY: setup demo test test-all lint
+.PHONY: setup sysdeps demo demo-core test test-all lint
 
-setup: $(STAMP)
+setup: $(STAMP) sysdeps
+
+sysdeps:
+	@bash tools/install_system_deps.sh
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -23,6 +26,9 @@ $(STAMP): $(INSTALL_INPUTS) | $(PY)
 
 demo: setup
 	$(PY) tools/demo.py
+
+demo-core: setup
+	$(PY) tools/core_demo.py
 
 test: setup
 	$(PY) -m pytest -q

@@ -17,8 +17,11 @@ from pathlib import Path
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_script.py"
 COMMON = [
-    "model=core/mlp_classifier", "trainer.accelerator=cpu", "trainer.strategy=ddp",
-    "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+    "model=core/mlp_classifier",
+    "trainer.accelerator=cpu",
+    "trainer.strategy=ddp",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
 ]
 
@@ -30,8 +33,11 @@ def _free_port() -> int:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE", "CONVAI_RUN_DIR")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LOCAL_RANK", "NODE_RANK", "RANK", "WORLD_SIZE", "CONVAI_RUN_DIR")
+    }
     env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), OMP_NUM_THREADS="1")
     env.update(extra)
     return env
@@ -43,9 +49,18 @@ def _records(out: Path, world: int) -> list[dict]:
 
 def test_ddp_two_processes_identical_weights(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "out"), *COMMON, "trainer.devices=2",
-         f"exp_manager.exp_dir={tmp_path / 'exp'}"],
-        capture_output=True, text=True, timeout=600, env=_env(),
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(tmp_path / "out"),
+            *COMMON,
+            "trainer.devices=2",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     records = _records(tmp_path / "out", 2)
@@ -60,12 +75,24 @@ def test_ddp_two_processes_identical_weights(tmp_path: Path) -> None:
 
 def test_two_nodes_simulated_on_localhost(tmp_path: Path) -> None:
     env = _env()
-    args = [sys.executable, str(SCRIPT), str(tmp_path / "out"), *COMMON, "trainer.devices=1",
-            "trainer.num_nodes=2", "exp_manager.version=run1",
-            f"exp_manager.exp_dir={tmp_path / 'exp'}"]
+    args = [
+        sys.executable,
+        str(SCRIPT),
+        str(tmp_path / "out"),
+        *COMMON,
+        "trainer.devices=1",
+        "trainer.num_nodes=2",
+        "exp_manager.version=run1",
+        f"exp_manager.exp_dir={tmp_path / 'exp'}",
+    ]
     procs = [
-        subprocess.Popen(args, env={**env, "NODE_RANK": str(rank)}, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            args,
+            env={**env, "NODE_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for rank in (0, 1)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]
@@ -80,9 +107,18 @@ def test_two_nodes_simulated_on_localhost(tmp_path: Path) -> None:
 def test_a_dead_rank_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "out"), *COMMON, "trainer.devices=2",
-         "trainer.ddp_timeout_s=30", f"exp_manager.exp_dir={tmp_path / 'exp'}"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(tmp_path / "out"),
+            *COMMON,
+            "trainer.devices=2",
+            "trainer.ddp_timeout_s=30",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env=_env(TEST_DIE_AT_STEP="3", TEST_DIE_RANK="1"),
     )
     elapsed = time.monotonic() - start

@@ -22,6 +22,7 @@ BIN = Path(sys.executable).parent
     ids=["ruff", "import-linter", "mypy"],
 )
 def test_static_check(command: list[str]) -> None:
-    result = subprocess.run([str(BIN / command[0]), *command[1:]], cwd=REPO, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [str(BIN / command[0]), *command[1:]], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -21,9 +21,20 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     built = {}
     for package in PACKAGES:
         subprocess.run(
-            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out),
-             str(package)],
-            check=True, capture_output=True, text=True, timeout=300,
+            [
+                sys.executable,
+                "-m",
+                "build",
+                "--wheel",
+                "--no-isolation",
+                "--outdir",
+                str(out),
+                str(package),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         dist = package.name.replace("-", "_")
         built[package.name] = next(out.glob(f"{dist}-*.whl"))
@@ -42,12 +53,22 @@ def _requires(wheel: Path) -> list[str]:
 
 def test_every_package_has_the_layout() -> None:
     assert {p.name for p in PACKAGES} == {
-        "convai-core", "convai-asr", "convai-nlp", "convai-tts", "convai-export", "convai-kaldi",
+        "convai-core",
+        "convai-asr",
+        "convai-nlp",
+        "convai-tts",
+        "convai-export",
+        "convai-kaldi",
     }
     for package in PACKAGES:
         module = package.name.replace("-", "_")
-        for rel in ("README.md", "CHANGELOG.md", "tests", f"src/{module}/__init__.py",
-                    f"src/{module}/py.typed"):
+        for rel in (
+            "README.md",
+            "CHANGELOG.md",
+            "tests",
+            f"src/{module}/__init__.py",
+            f"src/{module}/py.typed",
+        ):
             assert (package / rel).exists(), f"{package.name}: {rel} is missing"
 
 
@@ -75,8 +96,10 @@ def test_core_wheel_ships_its_configs_and_caps_torch(wheels: dict[str, Path]) ->
 
 def test_core_and_nlp_pull_no_audio_dependency(wheels: dict[str, Path]) -> None:
     for name in ("convai-core", "convai-nlp"):
-        names = {r.split(";")[0].split("<")[0].split(">")[0].split("=")[0].split("[")[0].strip()
-                 for r in _requires(wheels[name])}
+        names = {
+            r.split(";")[0].split("<")[0].split(">")[0].split("=")[0].split("[")[0].strip()
+            for r in _requires(wheels[name])
+        }
         assert not names & AUDIO_LIBRARIES, (name, names)
     # and nothing those requirements pull in transitively is an audio library
     from importlib.metadata import requires as dist_requires
@@ -95,6 +118,14 @@ def test_core_and_nlp_pull_no_audio_dependency(wheels: dict[str, Path]) -> None:
         for req in reqs:
             if "extra ==" in req:
                 continue
-            todo.append(req.split(";")[0].split("<")[0].split(">")[0].split("=")[0]
-                        .split("[")[0].split("!")[0].split("~")[0].strip())
+            todo.append(
+                req.split(";")[0]
+                .split("<")[0]
+                .split(">")[0]
+                .split("=")[0]
+                .split("[")[0]
+                .split("!")[0]
+                .split("~")[0]
+                .strip()
+            )
     assert not {d.lower() for d in seen} & AUDIO_LIBRARIES, sorted(seen)

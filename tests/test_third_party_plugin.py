@@ -35,7 +35,7 @@ dependencies = ["convai-core>=0.1.0,<0.2"]
 packages = [{{ include = "{module}", from = "src" }}]
 """
 
-TOY_PLUGIN = '''
+TOY_PLUGIN = """
 from convai_core.hookspecs import hookimpl
 
 
@@ -48,9 +48,9 @@ def convai_register_models(registry):
 @hookimpl
 def convai_config_search_path():
     return ["pkg://convai_toy.conf"]
-'''
+"""
 
-TOY_MODEL = '''
+TOY_MODEL = """
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -76,7 +76,7 @@ class ToyRegressor(ModelBase):
         loss = torch.nn.functional.mse_loss(self(x), y)
         self.log("train_loss", loss)
         return loss
-'''
+"""
 
 TOY_CONFIG = """
 name: toy/regressor
@@ -108,18 +108,49 @@ def _write_project(root: Path, dist: str, module: str, ep: str, files: dict[str,
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("plugins")
-    toy = _write_project(root, "convai-toy-plugin", "convai_toy", "toy", {
-        "__init__.py": "", "plugin.py": TOY_PLUGIN, "model.py": TOY_MODEL,
-        "conf/__init__.py": "", "conf/model/toy/regressor.yaml": TOY_CONFIG,
-    })
-    broken = _write_project(root, "convai-broken-plugin", "convai_broken", "broken", {
-        "__init__.py": "", "plugin.py": "import a_module_that_is_not_installed\n",
-    })
+    toy = _write_project(
+        root,
+        "convai-toy-plugin",
+        "convai_toy",
+        "toy",
+        {
+            "__init__.py": "",
+            "plugin.py": TOY_PLUGIN,
+            "model.py": TOY_MODEL,
+            "conf/__init__.py": "",
+            "conf/model/toy/regressor.yaml": TOY_CONFIG,
+        },
+    )
+    broken = _write_project(
+        root,
+        "convai-broken-plugin",
+        "convai_broken",
+        "broken",
+        {
+            "__init__.py": "",
+            "plugin.py": "import a_module_that_is_not_installed\n",
+        },
+    )
     site = root / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "--target", str(site), str(toy), str(broken)],
-        check=True, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--disable-pip-version-check",
+            "--target",
+            str(site),
+            str(toy),
+            str(broken),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     return site
 
@@ -127,8 +158,14 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _convai(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop("CONVAI_STRICT_PLUGINS", None)
-    return subprocess.run([sys.executable, "-m", "convai_core.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "convai_core.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_plugin_model_is_listed_trained_and_restored(plugin_site: Path, tmp_path: Path) -> None:
@@ -142,13 +179,21 @@ def test_plugin_model_is_listed_trained_and_restored(plugin_site: Path, tmp_path
     assert "convai-broken-plugin 0.4.2" in listed.stderr
     assert "a_module_that_is_not_installed" in listed.stderr
 
-    status = {p["distribution"]: p["status"]
-              for p in json.loads(_convai(plugin_site, "plugins", "--json", cwd=tmp_path).stdout)}
+    status = {
+        p["distribution"]: p["status"]
+        for p in json.loads(_convai(plugin_site, "plugins", "--json", cwd=tmp_path).stdout)
+    }
     assert status["convai-toy-plugin"] == "loaded" and status["convai-broken-plugin"] == "failed"
 
-    trained = _convai(plugin_site, "train", "model=toy/regressor", "trainer.max_steps=2",
-                      "trainer.enable_progress_bar=false", f"exp_manager.exp_dir={tmp_path / 'exp'}",
-                      cwd=tmp_path)
+    trained = _convai(
+        plugin_site,
+        "train",
+        "model=toy/regressor",
+        "trainer.max_steps=2",
+        "trainer.enable_progress_bar=false",
+        f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        cwd=tmp_path,
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     run = tmp_path / "exp" / "toy_regressor" / "version_0"
     archive = run / "toy_regressor.convai"
@@ -161,7 +206,7 @@ def test_plugin_model_is_listed_trained_and_restored(plugin_site: Path, tmp_path
         from convai_toy.model import ToyRegressor
         restored = ModelBase.restore_from({str(archive)!r})
         assert type(restored) is ToyRegressor
-        ckpt = torch.load({str(run / 'checkpoints' / 'last.ckpt')!r}, weights_only=False)
+        ckpt = torch.load({str(run / "checkpoints" / "last.ckpt")!r}, weights_only=False)
         trained = ToyRegressor(restored.cfg)
         trained.load_state_dict(ckpt["state_dict"])
         x = torch.randn(7, 3)
@@ -170,8 +215,9 @@ def test_plugin_model_is_listed_trained_and_restored(plugin_site: Path, tmp_path
         print("IDENTICAL")
     """)
     env = {**os.environ, "PYTHONPATH": str(plugin_site)}
-    result = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and "IDENTICAL" in result.stdout, result.stderr[-3000:]
 
 

@@ -24,8 +24,14 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
 
-    def make(dist: str, module_source: str, *, version: str = "1.0", ep_name: str | None = None,
-             module: str | None = None) -> Path:
+    def make(
+        dist: str,
+        module_source: str,
+        *,
+        version: str = "1.0",
+        ep_name: str | None = None,
+        module: str | None = None,
+    ) -> Path:
         module = module or dist.replace("-", "_")
         ep_name = ep_name or module
         (site / f"{module}.py").write_text(textwrap.dedent(module_source))

@@ -17,10 +17,12 @@ print("HEAVY:" + ",".join(heavy))
 
 def _heavy_after(body: str) -> tuple[str, str]:
     code = PROBE.format(body=body, heavy=HEAVY)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     marker = [line for line in result.stdout.splitlines() if line.startswith("HEAVY:")]
-    return marker[-1][len("HEAVY:"):], result.stdout
+    return marker[-1][len("HEAVY:") :], result.stdout
 
 
 def test_import_convai_core_is_light() -> None:
@@ -47,7 +49,11 @@ def test_every_command_has_help() -> None:
     from convai_core.registry import get_registries
 
     for entry in get_registries().commands:
-        result = subprocess.run([sys.executable, "-m", "convai_core.cli", entry.key, "--help"],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "convai_core.cli", entry.key, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, (entry.key, result.stderr)
         assert "usage" in result.stdout.lower(), entry.key

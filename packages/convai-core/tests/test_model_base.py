@@ -127,8 +127,13 @@ def _catalog(location: str, sha: str):
         @staticmethod
         @plugins.hookspecs.hookimpl
         def convai_register_pretrained(registry):
-            registry.add("core/demo_classifier", location=location, sha256=sha,
-                         model="core/mlp_classifier", description="test entry")
+            registry.add(
+                "core/demo_classifier",
+                location=location,
+                sha256=sha,
+                model="core/mlp_classifier",
+                description="test entry",
+            )
 
     manager, infos = plugins.build_plugin_manager(extra_plugins=[("test-catalog", Plugin)])
     registries = plugins.fill_registries(manager, infos)

@@ -46,7 +46,10 @@ def test_schedules_that_need_a_length_say_so() -> None:
     [
         ({"name": "adamm"}, "adamw"),
         ({"lr": 1e-3, "sched": {"name": "cosinee"}}, "cosine"),
-        ({"lr": 1e-3, "sched": {"warmup_step": 3}}, r"Did you mean model\.optim\.sched\.warmup_steps"),
+        (
+            {"lr": 1e-3, "sched": {"warmup_step": 3}},
+            r"Did you mean model\.optim\.sched\.warmup_steps",
+        ),
         ({"weight_decai": 0.1}, r"model\.optim\.weight_decai"),
     ],
 )

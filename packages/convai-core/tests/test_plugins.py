@@ -29,8 +29,9 @@ class Model:
 
 
 def _spec_names() -> list[str]:
-    return sorted(n for n, f in inspect.getmembers(hookspecs, inspect.isfunction)
-                  if n.startswith("convai_"))
+    return sorted(
+        n for n, f in inspect.getmembers(hookspecs, inspect.isfunction) if n.startswith("convai_")
+    )
 
 
 # ---------------------------------------------------------------- the hook specifications
@@ -41,8 +42,9 @@ def test_every_hook_is_documented() -> None:
 
 
 def test_every_register_hook_has_a_registry_kind() -> None:
-    register_hooks = {n[len("convai_register_"):] for n in _spec_names()
-                      if n.startswith("convai_register_")}
+    register_hooks = {
+        n[len("convai_register_") :] for n in _spec_names() if n.startswith("convai_register_")
+    }
     assert register_hooks == set(KINDS)
 
 
@@ -55,7 +57,9 @@ SPECIAL_HOOK_TESTS = {
 
 def test_every_hook_is_tested() -> None:
     """Fails when a hook is added to hookspecs.py without a test."""
-    module_tests = {name for name, _ in inspect.getmembers(__import__(__name__), inspect.isfunction)}
+    module_tests = {
+        name for name, _ in inspect.getmembers(__import__(__name__), inspect.isfunction)
+    }
     for name in _spec_names():
         if name.startswith("convai_register_"):
             continue  # covered by test_register_hook (parametrized over KINDS)
@@ -67,7 +71,9 @@ def test_every_hook_is_tested() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_register_hook(kind: str, fake_dists) -> None:
     extra = ', sha256="' + "ab" * 32 + '"' if kind == "pretrained" else ""
-    fake_dists("fakeplug-kind", f"""
+    fake_dists(
+        "fakeplug-kind",
+        f"""
         from convai_core.hookspecs import hookimpl
 
         @hookimpl
@@ -75,7 +81,9 @@ def test_register_hook(kind: str, fake_dists) -> None:
             registry.add("fakeplug/{kind}", "fakeplug_kind:thing", description="d"{extra})
 
         thing = object()
-    """, version="2.5")
+    """,
+        version="2.5",
+    )
     loaded = plugins.load_plugins(reload=True)
     entry = loaded.registries[kind].get(f"fakeplug/{kind}")
     assert entry.provenance.distribution == "fakeplug-kind"
@@ -96,13 +104,16 @@ def test_config_search_path_hook(fake_dists) -> None:
 def test_resolve_pretrained_hook_firstresult(fake_dists, tmp_path) -> None:
     target = tmp_path / "m.convai"
     target.write_bytes(b"x")
-    fake_dists("fakeplug-resolver", f"""
+    fake_dists(
+        "fakeplug-resolver",
+        f"""
         from convai_core.hookspecs import hookimpl
 
         @hookimpl
         def convai_resolve_pretrained(name, cache_dir):
             return {str(target)!r} if name == "private/model" else None
-    """)
+    """,
+    )
     from convai_core.pretrained import resolve_pretrained
 
     plugins.load_plugins(reload=True)
@@ -117,7 +128,9 @@ def test_builtin_plugins_load_through_entry_points() -> None:
     core = [i for i in loaded.plugins if i.distribution == "convai-core"]
     assert core and core[0].status == "loaded"
     assert "convai_register_models" in core[0].hooks
-    assert loaded.registries.models.get("core/mlp_classifier").provenance.distribution == "convai-core"
+    assert (
+        loaded.registries.models.get("core/mlp_classifier").provenance.distribution == "convai-core"
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,13 +138,21 @@ def test_builtin_plugins_load_through_entry_points() -> None:
     [
         ("import module_that_does_not_exist\n", "ModuleNotFoundError"),
         ("raise RuntimeError('boom at import')\n", "boom at import"),
-        ("from convai_core.hookspecs import hookimpl\n\n@hookimpl\n"
-         "def convai_register_modelz(registry):\n    pass\n", "does not exist"),
-        ("from convai_core.hookspecs import hookimpl\n\n@hookimpl\n"
-         "def convai_register_models(registry, extra):\n    pass\n", "invalid hook"),
-        ("from convai_core.hookspecs import hookimpl\n\n@hookimpl\n"
-         "def convai_register_models(registry):\n    raise ValueError('bad register')\n",
-         "bad register"),
+        (
+            "from convai_core.hookspecs import hookimpl\n\n@hookimpl\n"
+            "def convai_register_modelz(registry):\n    pass\n",
+            "does not exist",
+        ),
+        (
+            "from convai_core.hookspecs import hookimpl\n\n@hookimpl\n"
+            "def convai_register_models(registry, extra):\n    pass\n",
+            "invalid hook",
+        ),
+        (
+            "from convai_core.hookspecs import hookimpl\n\n@hookimpl\n"
+            "def convai_register_models(registry):\n    raise ValueError('bad register')\n",
+            "bad register",
+        ),
     ],
     ids=["import-error", "runtime-error", "misspelled-hook", "bad-signature", "raises-in-hook"],
 )
@@ -152,16 +173,21 @@ def test_broken_plugin_is_skipped_with_a_warning(source, reason, fake_dists, mon
 
 
 def test_duplicate_key_names_both_distributions(fake_dists, monkeypatch) -> None:
-    fake_dists("fakeplug-clash", """
+    fake_dists(
+        "fakeplug-clash",
+        """
         from convai_core.hookspecs import hookimpl
 
         @hookimpl
         def convai_register_models(registry):
             registry.add("core/mlp_classifier", "fakeplug_clash:Other")
-    """)
+    """,
+    )
     with pytest.warns(UserWarning, match=r"convai-core .*fakeplug-clash"):
         loaded = plugins.load_plugins(reload=True)
-    assert loaded.registries.models.get("core/mlp_classifier").provenance.distribution == "convai-core"
+    assert (
+        loaded.registries.models.get("core/mlp_classifier").provenance.distribution == "convai-core"
+    )
     monkeypatch.setenv("CONVAI_STRICT_PLUGINS", "1")
     with pytest.raises(PluginLoadError, match=r"convai-core .*fakeplug-clash"):
         plugins.load_plugins(reload=True)

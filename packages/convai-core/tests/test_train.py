@@ -23,16 +23,28 @@ SCRIPT = REPO / "tests" / "scripts" / "train_script.py"
 QUIET = ["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
 
 
-def _convai(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _convai(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "convai_core.cli", *args], cwd=cwd, capture_output=True,
-        text=True, timeout=600, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "convai_core.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 
 def test_cli_training_learns_and_packs_the_best_model(tmp_path: Path) -> None:
-    result = _convai("train", "model=core/mlp_classifier", "trainer.max_epochs=4",
-                     f"exp_manager.exp_dir={tmp_path / 'exp'}", *QUIET, cwd=tmp_path)
+    result = _convai(
+        "train",
+        "model=core/mlp_classifier",
+        "trainer.max_epochs=4",
+        f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        *QUIET,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "exp" / "core_mlp_classifier" / "version_0"
     rows = list(csv.DictReader(open(run / "csv" / "metrics.csv")))
@@ -40,9 +52,18 @@ def test_cli_training_learns_and_packs_the_best_model(tmp_path: Path) -> None:
     first_train_loss = next(float(r["train_loss_step"]) for r in rows if r.get("train_loss_step"))
     assert len(val_loss) == 4, rows
     # chance level is ln(4) = 1.39; the loss falls well below the first logged training loss
-    assert val_loss[-1] < 0.5 and val_loss[-1] < 0.5 * first_train_loss, (first_train_loss, val_loss)
-    for name in ("config.yaml", "versions.json", "events.jsonl", COMPLETED,
-                 "core_mlp_classifier.convai", f"checkpoints/{LAST}"):
+    assert val_loss[-1] < 0.5 and val_loss[-1] < 0.5 * first_train_loss, (
+        first_train_loss,
+        val_loss,
+    )
+    for name in (
+        "config.yaml",
+        "versions.json",
+        "events.jsonl",
+        COMPLETED,
+        "core_mlp_classifier.convai",
+        f"checkpoints/{LAST}",
+    ):
         assert (run / name).exists(), name
     assert list((run / "tb").glob("events.out.tfevents.*"))
     # the archive holds the best checkpoint; it classifies held-out data well above chance (0.25)
@@ -98,11 +119,19 @@ def test_precision_and_trainer_keys_are_validated() -> None:
 
 
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path) -> None:
-    code = main(["model=core/mlp_classifier", "trainer.max_steps=5", "trainer.accelerator=cpu",
-                 "trainer.precision=bf16-mixed", f"exp_manager.exp_dir={tmp_path}", *QUIET])
+    code = main(
+        [
+            "model=core/mlp_classifier",
+            "trainer.max_steps=5",
+            "trainer.accelerator=cpu",
+            "trainer.precision=bf16-mixed",
+            f"exp_manager.exp_dir={tmp_path}",
+            *QUIET,
+        ]
+    )
     assert code == 0
     events = (tmp_path / "core_mlp_classifier" / "version_0" / "events.jsonl").read_text()
-    assert json.loads(events.splitlines()[-1]) ["global_step"] == 5
+    assert json.loads(events.splitlines()[-1])["global_step"] == 5
 
 
 def test_run_folder_rules(tmp_path: Path, monkeypatch) -> None:
@@ -117,29 +146,41 @@ def test_run_folder_rules(tmp_path: Path, monkeypatch) -> None:
     assert choose_run_dir(no_resume, default_name="core/x").name == "version_1"
     (first / COMPLETED).write_text("")
     assert choose_run_dir(cfg, default_name="core/x").name == "version_1"  # finished: new one
-    with pytest.raises(ConfigError, match="exp_manager.version"):
+    with pytest.raises(ConfigError, match=r"exp_manager\.version"):
         choose_run_dir(cfg, default_name="core/x", num_nodes=2)
     with pytest.raises(ConfigError, match=r"exp_manager\.checkpoint\.monitr"):
         parse_exp_manager_config({"checkpoint": {"monitr": "x"}})
 
 
-def _script(out: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), str(out), *overrides], capture_output=True,
-                          text=True, timeout=600, env={**os.environ, **(env or {})})
+def _script(
+    out: Path, *overrides: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), *overrides],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def test_sigkill_mid_epoch_then_same_command_resumes(tmp_path: Path) -> None:
     """Killed with SIGKILL in the middle of epoch 2, the same command resumes from last.ckpt."""
-    common = ["model=core/mlp_classifier", "trainer.max_epochs=3", *QUIET,
-              f"exp_manager.exp_dir={tmp_path / 'exp'}",
-              "exp_manager.checkpoint.every_n_train_steps=5"]
+    common = [
+        "model=core/mlp_classifier",
+        "trainer.max_epochs=3",
+        *QUIET,
+        f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        "exp_manager.checkpoint.every_n_train_steps=5",
+    ]
     reference = _script(tmp_path / "ref", *common, "exp_manager.name=reference")
     assert reference.returncode == 0, reference.stderr[-3000:]
     ref_step = json.loads((tmp_path / "ref" / "rank0.json").read_text())["global_step"]
     assert ref_step == 96  # 3 epochs of 32 batches
 
-    killed = _script(tmp_path / "k", *common, "exp_manager.name=killed",
-                     env={"TEST_KILL_AT_STEP": "45"})
+    killed = _script(
+        tmp_path / "k", *common, "exp_manager.name=killed", env={"TEST_KILL_AT_STEP": "45"}
+    )
     assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL, no clean shutdown
     assert not (tmp_path / "k" / "rank0.json").exists()
     run = tmp_path / "exp" / "killed" / "version_0"

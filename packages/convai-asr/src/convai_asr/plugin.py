@@ -1,6 +1,109 @@
-"""convai-asr's plugin module: hook implementations only.
-
-The package is still empty, so it implements no hook and registers nothing yet.
-"""
+"""convai-asr's plugin module: hook implementations only (import-light: names, not imports)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from convai_core.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from convai_core.registry import Registry
+
+
+@hookimpl
+def convai_register_models(registry: Registry) -> None:
+    registry.add(
+        "asr/ctc",
+        "convai_asr.models.ctc:CTCModel",
+        description="CTC speech recognition (QuartzNet/Jasper or Conformer encoder)",
+        config="asr/quartznet_5x5",
+    )
+
+
+@hookimpl
+def convai_register_modules(registry: Registry) -> None:
+    registry.add(
+        "asr/mel_spectrogram",
+        "convai_asr.modules.features:MelSpectrogramPreprocessor",
+        description="log-mel features with dither, pre-emphasis and normalization",
+    )
+    registry.add(
+        "asr/jasper_encoder",
+        "convai_asr.modules.jasper:JasperEncoder",
+        description="Jasper / QuartzNet convolutional encoder",
+    )
+    registry.add(
+        "asr/conformer_encoder",
+        "convai_asr.modules.conformer:ConformerEncoder",
+        description="Conformer encoder",
+    )
+    registry.add(
+        "asr/ctc_head",
+        "convai_asr.modules.ctc_head:ConvCTCDecoder",
+        description="1x1-convolution CTC output layer",
+    )
+
+
+@hookimpl
+def convai_register_augmentations(registry: Registry) -> None:
+    registry.add(
+        "asr/spec_augment",
+        "convai_asr.augment.spec:SpecAugment",
+        description="time and frequency masks on spectrograms (training only)",
+    )
+    registry.add(
+        "asr/spec_cutout",
+        "convai_asr.augment.spec:SpecCutout",
+        description="rectangular masks on spectrograms (training only)",
+    )
+
+
+@hookimpl
+def convai_register_datasets(registry: Registry) -> None:
+    registry.add(
+        "asr/manifest",
+        "convai_asr.data.dataset:AudioTextDataset",
+        description="audio + text from NeMo-style JSON-lines manifests",
+    )
+
+
+@hookimpl
+def convai_register_tokenizers(registry: Registry) -> None:
+    registry.add(
+        "asr/char",
+        "convai_asr.text.tokenizers:CharTokenizer",
+        description="character vocabulary (given, or built from training text)",
+    )
+    registry.add(
+        "asr/sentencepiece",
+        "convai_asr.text.tokenizers:SentencePieceTokenizer",
+        description="SentencePiece subwords trained from manifest text",
+    )
+
+
+@hookimpl
+def convai_register_decoders(registry: Registry) -> None:
+    registry.add(
+        "asr/ctc_greedy",
+        "convai_asr.decoding.greedy:ctc_greedy_decode",
+        description="greedy CTC decoding with token frames",
+    )
+
+
+@hookimpl
+def convai_register_commands(registry: Registry) -> None:
+    registry.add(
+        "transcribe",
+        "convai_asr.cli:transcribe_main",
+        description="Transcribe audio files with a .convai ASR model",
+    )
+    registry.add(
+        "asr",
+        "convai_asr.cli:asr_main",
+        description="ASR data tools (synth: speech datasets from offline voices)",
+    )
+
+
+@hookimpl
+def convai_config_search_path() -> list[str]:
+    return ["pkg://convai_asr.conf"]

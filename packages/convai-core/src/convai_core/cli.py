@@ -81,7 +81,9 @@ def models_main(argv: Sequence[str]) -> int:
         print("  (none)")
     print("pretrained:")
     for p in pretrained:
-        print(f"  {p['key']:<30} {p['description']}  model={p.get('model', '')}  [{p['distribution']}]")
+        print(
+            f"  {p['key']:<30} {p['description']}  model={p.get('model', '')}  [{p['distribution']}]"
+        )
     if not pretrained:
         print("  (none)")
     return 0
@@ -103,7 +105,9 @@ def plugins_main(argv: Sequence[str]) -> int:
         print(json.dumps([info.as_dict() for info in infos], indent=2))
         return 0
     for info in infos:
-        print(f"{info.name:<12} {info.distribution} {info.version:<8} {info.status:<8} {info.module}")
+        print(
+            f"{info.name:<12} {info.distribution} {info.version:<8} {info.status:<8} {info.module}"
+        )
         if info.reason:
             print(f"{'':<12} reason: {info.reason}")
         if info.hooks:

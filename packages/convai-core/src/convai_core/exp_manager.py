@@ -70,7 +70,9 @@ class ExpManagerConfig:
 def parse_exp_manager_config(cfg: Mapping[str, Any] | None) -> ExpManagerConfig:
     parsed = from_mapping(ExpManagerConfig, "exp_manager", cfg)
     if not isinstance(parsed.checkpoint, CheckpointConfig):
-        parsed.checkpoint = from_mapping(CheckpointConfig, "exp_manager.checkpoint", parsed.checkpoint)
+        parsed.checkpoint = from_mapping(
+            CheckpointConfig, "exp_manager.checkpoint", parsed.checkpoint
+        )
     if parsed.checkpoint.mode not in ("min", "max"):
         raise ConfigError(
             f"exp_manager.checkpoint.mode must be 'min' or 'max', got {parsed.checkpoint.mode!r}"
@@ -83,8 +85,13 @@ def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for dist in distributions():
         name = dist.metadata["Name"] or ""
-        if name.startswith("convai-") or name in ("torch", "torchaudio", "pytorch-lightning",
-                                                  "hydra-core", "omegaconf"):
+        if name.startswith("convai-") or name in (
+            "torch",
+            "torchaudio",
+            "pytorch-lightning",
+            "hydra-core",
+            "omegaconf",
+        ):
             versions[name] = dist.version
     return dict(sorted(versions.items()))
 
@@ -118,7 +125,9 @@ def choose_run_dir(cfg: ExpManagerConfig, *, default_name: str, num_nodes: int =
     )
     if cfg.resume:
         for candidate in reversed(existing):
-            if (candidate / "checkpoints" / LAST).is_file() and not (candidate / COMPLETED).exists():
+            if (candidate / "checkpoints" / LAST).is_file() and not (
+                candidate / COMPLETED
+            ).exists():
                 return candidate
     next_number = _version_number(existing[-1]) + 1 if existing else 0
     return base / f"version_{next_number}"
@@ -142,7 +151,9 @@ class RunRecorder(pl.Callback):
         import yaml
 
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(dict(self.config), sort_keys=False))
+        _write_text_atomic(
+            self.run_dir / "config.yaml", yaml.safe_dump(dict(self.config), sort_keys=False)
+        )
         _write_text_atomic(self.run_dir / "versions.json", json.dumps(package_versions(), indent=2))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -72,7 +72,9 @@ def parse_optim_config(cfg: Mapping[str, Any] | None) -> OptimConfig:
     return parsed
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    params: Iterable[torch.nn.Parameter], cfg: OptimConfig
+) -> torch.optim.Optimizer:
     """Create the optimizer named by ``cfg.name``."""
     import torch
 
@@ -90,7 +92,9 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: OptimConfig) -> t
     )
 
 
-def lr_factor_fn(sched: SchedConfig, base_lr: float, total_steps: int | None) -> Callable[[int], float]:
+def lr_factor_fn(
+    sched: SchedConfig, base_lr: float, total_steps: int | None
+) -> Callable[[int], float]:
     """Return ``step -> multiplier of base_lr`` for the schedule (step counts from 0).
 
     Shapes: scalar in, scalar out.

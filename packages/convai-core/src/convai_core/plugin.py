@@ -36,10 +36,16 @@ def convai_register_datasets(registry: Registry) -> None:
 @hookimpl
 def convai_register_commands(registry: Registry) -> None:
     registry.add("train", "convai_core.train:main", description="Train a model (Hydra overrides)")
-    registry.add("models", "convai_core.cli:models_main",
-                 description="List registered models and the pretrained catalog")
-    registry.add("plugins", "convai_core.cli:plugins_main",
-                 description="List installed plugins, their hooks and their status")
+    registry.add(
+        "models",
+        "convai_core.cli:models_main",
+        description="List registered models and the pretrained catalog",
+    )
+    registry.add(
+        "plugins",
+        "convai_core.cli:plugins_main",
+        description="List installed plugins, their hooks and their status",
+    )
 
 
 @hookimpl

@@ -106,8 +106,9 @@ def _fail(info: PluginInfo, reason: str, exc: BaseException | None = None) -> No
     )
     if strict_mode():
         raise PluginLoadError(message + " (CONVAI_STRICT_PLUGINS=1 makes this fatal)") from exc
-    warnings.warn(message + " Set CONVAI_STRICT_PLUGINS=1 to make this an error.",
-                  PluginWarning, stacklevel=3)
+    warnings.warn(
+        message + " Set CONVAI_STRICT_PLUGINS=1 to make this an error.", PluginWarning, stacklevel=3
+    )
 
 
 def _hooks_of(manager: pluggy.PluginManager, plugin: object) -> list[str]:
@@ -149,8 +150,9 @@ def build_plugin_manager(
             continue
         _register(manager, info, plugin)
     for name, plugin in extra_plugins or []:
-        info = PluginInfo(name, "<in-process>", "", getattr(plugin, "__name__", repr(plugin)),
-                          status="loaded")
+        info = PluginInfo(
+            name, "<in-process>", "", getattr(plugin, "__name__", repr(plugin)), status="loaded"
+        )
         infos.append(info)
         _register(manager, info, plugin)
     return manager, infos

@@ -52,7 +52,9 @@ def resolve_entry(entry: Entry, directory: Path | None = None) -> Path:
     location = entry.target
     parsed = urllib.parse.urlparse(location)
     if parsed.scheme in ("", "file") or (len(parsed.scheme) == 1 and os.name == "nt"):
-        local = Path(urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else location)
+        local = Path(
+            urllib.request.url2pathname(parsed.path) if parsed.scheme == "file" else location
+        )
         local = local.expanduser()
         if not local.is_file():
             raise PretrainedError(
@@ -88,7 +90,10 @@ def _download(url: str, target: Path, name: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=target.parent)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as src:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as src,
+        ):
             shutil.copyfileobj(src, out)
             out.flush()
             os.fsync(out.fileno())

@@ -36,9 +36,9 @@ def search_path() -> list[str]:
 
 def _folder(entry: str) -> Any:
     if entry.startswith("pkg://"):
-        return resources.files(entry[len("pkg://"):])
+        return resources.files(entry[len("pkg://") :])
     if entry.startswith("file://"):
-        return Path(entry[len("file://"):])
+        return Path(entry[len("file://") :])
     return Path(entry)
 
 
@@ -69,7 +69,7 @@ def _translate_model_override(overrides: list[str]) -> list[str]:
     result = []
     for item in overrides:
         if item.startswith("model="):
-            value = item[len("model="):]
+            value = item[len("model=") :]
             if value in models:
                 option = models.get(value).metadata.get("config") or value
                 item = f"model={option}"
@@ -141,7 +141,9 @@ def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResul
         has_validation=cfg.model.get("validation_ds") is not None,
     )
     trainer = build_trainer(
-        trainer_cfg, callbacks=[*exp.callbacks, *extra_callbacks], logger=exp.loggers or False,
+        trainer_cfg,
+        callbacks=[*exp.callbacks, *extra_callbacks],
+        logger=exp.loggers or False,
         default_root_dir=exp.run_dir,
     )
     model = model_cls(cfg.model, trainer=trainer)

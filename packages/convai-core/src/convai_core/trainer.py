@@ -39,6 +39,7 @@ class TrainerConfig:
     precision: Any = "32"
     max_epochs: int | None = None
     max_steps: int = -1
+    max_time: Any = None
     val_check_interval: Any = None
     check_val_every_n_epoch: int | None = 1
     log_every_n_steps: int = 10

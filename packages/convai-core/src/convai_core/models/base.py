@@ -228,7 +228,9 @@ class ModelBase(pl.LightningModule):
         if not strict and (result.missing_keys or result.unexpected_keys):
             log.warning(
                 "restore_from(%s): missing keys %s, unexpected keys %s",
-                path, result.missing_keys, result.unexpected_keys,
+                path,
+                result.missing_keys,
+                result.unexpected_keys,
             )
         if map_location is not None:
             model = model.to(map_location)
@@ -333,10 +335,16 @@ def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
 
 def _rewrite_artifacts(node: Any, contents: archive.ArchiveContents) -> None:
     """Point every ``archive:<name>`` value at the extracted artifact file."""
-    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else []
+    )
     for key, value in list(items):
         if isinstance(value, str) and value.startswith(ARTIFACT_PREFIX):
-            node[key] = str(contents.artifact_path(value[len(ARTIFACT_PREFIX):]))
+            node[key] = str(contents.artifact_path(value[len(ARTIFACT_PREFIX) :]))
         elif isinstance(value, dict | list):
             _rewrite_artifacts(value, contents)
 
@@ -357,4 +365,3 @@ def _class_for(model_key: str, manifest: Mapping[str, Any], path: Any) -> type[M
         f"{path} holds model {model_key!r}, which no installed package provides. It was saved "
         f"with {dist} {version}: install it (`pip install {dist}{pin}`) and try again."
     )
-

@@ -33,7 +33,11 @@ class MLPClassifier(ModelBase):
         layers: list[nn.Module] = []
         width = int(c.feature_dim)
         for _ in range(int(c.get("num_layers", 2))):
-            layers += [nn.Linear(width, int(c.hidden_dim)), nn.ReLU(), nn.Dropout(float(c.get("dropout", 0.0)))]
+            layers += [
+                nn.Linear(width, int(c.hidden_dim)),
+                nn.ReLU(),
+                nn.Dropout(float(c.get("dropout", 0.0))),
+            ]
             width = int(c.hidden_dim)
         self.encoder = nn.Sequential(*layers)
         self.head = nn.Linear(width, int(c.num_classes))
@@ -72,7 +76,9 @@ class MLPClassifier(ModelBase):
         dataset = GaussianBlobs(dataset_cfg)
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=False)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         features, labels = batch
         loss = nn.functional.nll_loss(self(features), labels)
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, sync_dist=True)

@@ -1,0 +1,129 @@
+"""Command-line tools of convai-asr: ``convai transcribe`` and ``convai asr synth``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def transcribe_main(argv: Sequence[str]) -> int:
+    """``convai transcribe --model M.convai [FILES... | --manifest M.jsonl] [--output out.jsonl]``."""
+    parser = argparse.ArgumentParser(
+        prog="convai transcribe",
+        description="Transcribe audio files with a .convai speech-recognition model. Writes one "
+        "JSON line per file with its text and word timestamps (seconds).",
+    )
+    parser.add_argument("--model", required=True, help="a .convai archive or a pretrained name")
+    parser.add_argument("files", nargs="*", help="audio files (wav, flac, ogg)")
+    parser.add_argument("--manifest", help="a JSON-lines manifest whose audio_filepath to read")
+    parser.add_argument("--output", help="write JSON lines here (default: standard output)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=30.0,
+        help="files longer than this are transcribed in overlapping chunks",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    args = parser.parse_args(argv)
+    if not args.files and not args.manifest:
+        parser.error("give audio FILES or --manifest")
+    from convai_asr.transcribe import write_jsonl
+    from convai_core.models.base import ModelBase
+
+    if Path(args.model).is_file():
+        model = ModelBase.restore_from(args.model, map_location=args.device)
+    else:
+        model = ModelBase.from_pretrained(args.model, map_location=args.device)
+    if not hasattr(model, "transcribe"):
+        parser.error(f"{args.model} holds a {type(model).__name__}, which cannot transcribe")
+    inputs = list(args.files) + ([args.manifest] if args.manifest else [])
+    results = model.transcribe(
+        inputs,
+        batch_size=args.batch_size,  # type: ignore[operator]
+        chunk_seconds=args.chunk_seconds,
+    )
+    if args.output:
+        write_jsonl(results, Path(args.output))
+    else:
+        for r in results:
+            print(json.dumps(r, ensure_ascii=False))
+    return 0
+
+
+def synth_main(argv: Sequence[str]) -> int:
+    from convai_asr.synth.voices import DEFAULT_TEST_VOICES, DEFAULT_TRAIN_VOICES
+
+    parser = argparse.ArgumentParser(
+        prog="convai asr synth",
+        description="Turn text into a speech dataset with offline voices (espeak-ng, flite), split "
+        "by voice: the test voices never appear in training. Writes wavs and train/dev/test "
+        "manifests under --out.",
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--text",
+        help="a UTF-8 text file, one sentence a line (default: the "
+        "Lee news corpus from the gensim wheel)",
+    )
+    parser.add_argument("--train-voices", default=",".join(DEFAULT_TRAIN_VOICES))
+    parser.add_argument("--test-voices", default=",".join(DEFAULT_TEST_VOICES))
+    parser.add_argument("--num-train-sentences", type=int, default=None)
+    parser.add_argument("--num-heldout-sentences", type=int, default=40)
+    parser.add_argument("--voices-per-sentence", type=int, default=1)
+    parser.add_argument("--max-words", type=int, default=20)
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from convai_asr.synth.corpora import news_sentences, text_file_sentences
+    from convai_asr.synth.dataset import build_synthetic_dataset
+    from convai_asr.text.normalize import TextNormalizer
+    from convai_asr.text.tokenizers import CharTokenizer
+
+    if args.text:
+        sentences = text_file_sentences(Path(args.text), max_words=args.max_words)
+    else:
+        sentences = news_sentences(max_words=args.max_words)
+    normalizer = TextNormalizer(CharTokenizer.english().tokens)
+
+    def progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            print(f"\rsynthesized {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    summary = build_synthetic_dataset(
+        sentences,
+        args.out,
+        train_voices=args.train_voices.split(","),
+        test_voices=args.test_voices.split(","),
+        normalize=normalizer,
+        num_train_sentences=args.num_train_sentences,
+        num_heldout_sentences=args.num_heldout_sentences,
+        voices_per_sentence=args.voices_per_sentence,
+        sample_rate=args.sample_rate,
+        workers=args.workers,
+        seed=args.seed,
+        progress=progress,
+    )
+    print(file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+TOOLS = {"synth": (synth_main, "build a synthetic speech dataset from text")}
+
+
+def asr_main(argv: Sequence[str]) -> int:
+    """``convai asr <tool> ...``: the ASR data tools."""
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: convai asr <tool> [args]\n\ntools:")
+        for name, (_, help_text) in TOOLS.items():
+            print(f"  {name:<10} {help_text}")
+        return 0
+    if argv[0] not in TOOLS:
+        print(f"convai asr: unknown tool {argv[0]!r}; tools: {', '.join(TOOLS)}", file=sys.stderr)
+        return 2
+    return TOOLS[argv[0]][0](argv[1:])

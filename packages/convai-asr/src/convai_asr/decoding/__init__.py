@@ -1,0 +1,1 @@
+"""convai_asr.decoding."""

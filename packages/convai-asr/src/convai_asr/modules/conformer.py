@@ -1,0 +1,360 @@
+"""Conformer CTC encoder (Gulati et al., 2020), sized like NeMo's Conformer-CTC configs.
+
+Pipeline: 4x striding conv2d subsampling -> input scaling by sqrt(d_model) and positional
+encoding -> N conformer layers (macaron feed-forward halves around self-attention and a
+convolution module, then a LayerNorm per layer).
+
+Positional encoding: ``"rel"`` (default) is Transformer-XL style relative attention as in the
+Conformer paper and NeMo (``rel_pos``): sinusoidal embeddings of relative distances, a learned
+projection and two learned biases (``u``, ``v``) per layer. ``"abs"`` adds sinusoidal absolute
+positions to the input once and uses plain attention (fewer parameters, no per-layer position
+terms).
+
+Padding never leaks into valid frames: the subsampling convolutions and the depthwise
+convolutions zero padded frames first, and attention masks padded keys, so in eval mode an
+item gives the same valid outputs alone as inside a padded batch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convai_asr import functional as AF
+from convai_core.types import (
+    MEL,
+    B,
+    D,
+    EncodedRepresentation,
+    Lengths,
+    NeuralType,
+    SpectrogramType,
+    T,
+    typed,
+)
+
+__all__ = ["ConformerEncoder", "ConformerLayer", "ConvSubsampling", "sinusoidal_embedding"]
+
+
+def sinusoidal_embedding(positions: torch.Tensor, d_model: int) -> torch.Tensor:
+    """Sine/cosine embeddings of (possibly negative) positions, interleaved sin, cos.
+
+    Shapes:
+        positions: (P,) float -> (P, d_model).
+    """
+    half = torch.arange(0, d_model, 2, device=positions.device, dtype=torch.float32)
+    inv_freq = torch.exp(half * (-math.log(10000.0) / d_model))  # (d_model / 2,)
+    angles = positions.float().unsqueeze(1) * inv_freq.unsqueeze(0)  # (P, 1) * (1, d/2)
+    pairs = torch.stack([angles.sin(), angles.cos()], dim=-1)  # (P, d/2) -> (P, d/2, 2)
+    return pairs.reshape(positions.shape[0], d_model)  # (P, d/2, 2) -> (P, d)
+
+
+class ConvSubsampling(nn.Module):
+    """Two 3x3 stride-2 conv2d + ReLU over (time, frequency), then a linear layer to d_model.
+
+    Args:
+        feat_in: input feature bins.
+        d_model: output size.
+        channels: conv2d channels.
+
+    Shapes:
+        x: (B, T, feat_in), lengths: (B,) -> (B, T', d_model), (B,) with
+        ``T' = ceil(ceil(T / 2) / 2)``.
+    """
+
+    def __init__(self, feat_in: int, d_model: int, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, channels, kernel_size=3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
+        freq = feat_in
+        for _ in range(2):
+            freq = (freq + 2 - 3) // 2 + 1
+        self.out = nn.Linear(channels * freq, d_model)
+
+    @staticmethod
+    def _stage_lengths(lengths: torch.Tensor) -> torch.Tensor:
+        return AF.conv_output_lengths(lengths, kernel_size=3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Subsample time (and frequency) by 4.
+
+        Shapes:
+            x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
+        """
+        x = x.unsqueeze(1)  # (B, T, F) -> (B, 1, T, F)
+        for conv in (self.conv1, self.conv2):
+            valid = AF.lengths_to_mask(lengths, x.shape[2])  # (B, T)
+            x = x * valid.view(valid.shape[0], 1, -1, 1).to(x.dtype)  # (B, T) -> (B, 1, T, 1)
+            x = torch.relu(conv(x))
+            lengths = self._stage_lengths(lengths)
+        batch, channels, time, freq = x.shape
+        # (B, C, T, F) -> (B, T, C, F) -> (B, T, C * F)
+        x = x.transpose(1, 2).reshape(batch, time, channels * freq)
+        return self.out(x), lengths
+
+
+class _FeedForward(nn.Module):
+    """LayerNorm -> Linear -> SiLU -> Dropout -> Linear (the residual is added by the layer)."""
+
+    def __init__(self, d_model: int, expansion: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(d_model),
+            nn.Linear(d_model, d_model * expansion),
+            nn.SiLU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_model * expansion, d_model),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class _SelfAttention(nn.Module):
+    """Multi-head self-attention with key padding mask, relative or plain.
+
+    Shapes:
+        x: (B, T, D), key_padding: (B, T) bool (True = padding),
+        pos_emb: (2T - 1, D) embeddings of distances T-1 .. -(T-1), or None -> (B, T, D).
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout_att: float, relative: bool) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}.")
+        self.n_heads = n_heads
+        self.d_head = d_model // n_heads
+        self.dropout_att = dropout_att
+        self.norm = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.relative = relative
+        if relative:
+            self.pos_proj = nn.Linear(d_model, d_model, bias=False)
+            self.bias_u = nn.Parameter(torch.zeros(n_heads, self.d_head))
+            self.bias_v = nn.Parameter(torch.zeros(n_heads, self.d_head))
+            nn.init.xavier_uniform_(self.bias_u)
+            nn.init.xavier_uniform_(self.bias_v)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, time, _ = x.shape
+        # (B, T, D) -> (B, T, H, Dh) -> (B, H, T, Dh)
+        return x.view(batch, time, self.n_heads, self.d_head).transpose(1, 2)
+
+    def forward(
+        self, x: torch.Tensor, key_padding: torch.Tensor, pos_emb: torch.Tensor | None
+    ) -> torch.Tensor:
+        batch, time, d_model = x.shape
+        query, key, value = self.qkv(self.norm(x)).chunk(3, dim=-1)  # 3 x (B, T, D)
+        query, key, value = self._heads(query), self._heads(key), self._heads(value)
+        bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
+        padding = key_padding.view(batch, 1, 1, time)  # (B, T) -> (B, 1, 1, T)
+        bias = bias.masked_fill(padding, float("-inf"))
+        if self.relative and pos_emb is not None:
+            positions = self.pos_proj(pos_emb)  # (2T - 1, D)
+            # (2T - 1, D) -> (2T - 1, H, Dh) -> (H, Dh, 2T - 1)
+            positions = positions.view(-1, self.n_heads, self.d_head).permute(1, 2, 0)
+            with_v = query + self.bias_v.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
+            scores = torch.matmul(with_v, positions)  # (B, H, T, Dh) @ (H, Dh, 2T-1)
+            # score of query i and key j sits at distance index (T - 1) - i + j
+            steps = torch.arange(time, device=x.device)
+            index = (time - 1) - steps.unsqueeze(1) + steps.unsqueeze(0)  # (T, T)
+            index = index.expand(batch, self.n_heads, time, time)  # (T, T) -> (B, H, T, T)
+            position_scores = torch.gather(scores, dim=-1, index=index)  # (B, H, T, T)
+            bias = bias + position_scores / math.sqrt(self.d_head)
+            query = query + self.bias_u.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
+        context = F.scaled_dot_product_attention(
+            query,
+            key,
+            value,
+            attn_mask=bias,
+            dropout_p=self.dropout_att if self.training else 0.0,
+        )
+        # (B, H, T, Dh) -> (B, T, H, Dh) -> (B, T, D)
+        context = context.transpose(1, 2).reshape(batch, time, d_model)
+        return self.out(context)
+
+
+class _ConvModule(nn.Module):
+    """LayerNorm -> pointwise conv + GLU -> masked depthwise conv -> BatchNorm -> SiLU ->
+    pointwise conv.
+
+    Shapes:
+        x: (B, T, D), key_padding: (B, T) bool -> (B, T, D).
+    """
+
+    def __init__(self, d_model: int, kernel_size: int) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"conv_kernel must be odd; got {kernel_size}.")
+        self.norm = nn.LayerNorm(d_model)
+        self.pointwise_in = nn.Conv1d(d_model, 2 * d_model, kernel_size=1)
+        self.depthwise = nn.Conv1d(
+            d_model, d_model, kernel_size, padding=(kernel_size - 1) // 2, groups=d_model
+        )
+        self.batch_norm = nn.BatchNorm1d(d_model)
+        self.pointwise_out = nn.Conv1d(d_model, d_model, kernel_size=1)
+
+    def forward(self, x: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
+        x = self.norm(x).transpose(1, 2)  # (B, T, D) -> (B, D, T)
+        x = F.glu(self.pointwise_in(x), dim=1)  # (B, 2D, T) -> (B, D, T)
+        x = x.masked_fill(key_padding.unsqueeze(1), 0.0)  # (B, T) -> (B, 1, T)
+        x = F.silu(self.batch_norm(self.depthwise(x)))
+        return self.pointwise_out(x).transpose(1, 2)  # (B, D, T) -> (B, T, D)
+
+
+class ConformerLayer(nn.Module):
+    """One conformer layer: x + FF/2, + MHSA, + Conv, + FF/2, then LayerNorm.
+
+    Args:
+        d_model: model size.
+        n_heads: attention heads.
+        ff_expansion: feed-forward hidden size = ``ff_expansion * d_model``.
+        conv_kernel: depthwise kernel size (odd).
+        dropout: dropout of every residual branch and inside the feed-forwards.
+        dropout_att: dropout of the attention weights.
+        relative: relative (True) or plain (False) self-attention.
+
+    Shapes:
+        x: (B, T, D), key_padding: (B, T) bool, pos_emb: (2T - 1, D) or None -> (B, T, D).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        ff_expansion: int,
+        conv_kernel: int,
+        dropout: float,
+        dropout_att: float,
+        relative: bool = True,
+    ) -> None:
+        super().__init__()
+        self.ff1 = _FeedForward(d_model, ff_expansion, dropout)
+        self.attention = _SelfAttention(d_model, n_heads, dropout_att, relative)
+        self.conv = _ConvModule(d_model, conv_kernel)
+        self.ff2 = _FeedForward(d_model, ff_expansion, dropout)
+        self.norm_out = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, key_padding: torch.Tensor, pos_emb: torch.Tensor | None
+    ) -> torch.Tensor:
+        x = x + 0.5 * self.dropout(self.ff1(x))
+        x = x + self.dropout(self.attention(x, key_padding, pos_emb))
+        x = x + self.dropout(self.conv(x, key_padding))
+        x = x + 0.5 * self.dropout(self.ff2(x))
+        return self.norm_out(x)
+
+
+class ConformerEncoder(nn.Module):
+    """Conformer encoder for CTC.
+
+    Args:
+        feat_in: input feature bins.
+        d_model: model size.
+        n_layers: conformer layers.
+        n_heads: attention heads.
+        ff_expansion: feed-forward expansion factor.
+        conv_kernel: depthwise kernel size of the convolution modules (odd).
+        subsampling_factor: time reduction of the front end; only 4 is supported.
+        subsampling_conv_channels: conv2d channels of the front end.
+        dropout: dropout of the input, of the residual branches and in the feed-forwards.
+        dropout_att: dropout of the attention weights.
+        pos_encoding: ``"rel"`` (relative, default) or ``"abs"`` (sinusoidal absolute).
+
+    Raises:
+        ValueError: an unsupported ``subsampling_factor`` or ``pos_encoding``.
+
+    Shapes:
+        audio_signal: (B, feat_in, T), length: (B,)
+        -> encoded: (B, d_model, T'), encoded_len: (B,) with ``T' = ceil(ceil(T / 2) / 2)``.
+    """
+
+    def __init__(
+        self,
+        feat_in: int,
+        d_model: int = 176,
+        n_layers: int = 16,
+        n_heads: int = 4,
+        ff_expansion: int = 4,
+        conv_kernel: int = 31,
+        subsampling_factor: int = 4,
+        subsampling_conv_channels: int = 176,
+        dropout: float = 0.1,
+        dropout_att: float = 0.1,
+        pos_encoding: str = "rel",
+    ) -> None:
+        super().__init__()
+        if subsampling_factor != 4:
+            raise ValueError(
+                f"ConformerEncoder supports subsampling_factor=4 only; got {subsampling_factor}."
+            )
+        if pos_encoding not in ("rel", "abs"):
+            raise ValueError(f"pos_encoding must be 'rel' or 'abs'; got {pos_encoding!r}.")
+        self.feat_in = feat_in
+        self.d_model = d_model
+        self.subsampling_factor = subsampling_factor
+        self.pos_encoding = pos_encoding
+        self.subsampling = ConvSubsampling(feat_in, d_model, subsampling_conv_channels)
+        self.input_dropout = nn.Dropout(dropout)
+        relative = pos_encoding == "rel"
+        self.layers = nn.ModuleList(
+            ConformerLayer(
+                d_model, n_heads, ff_expansion, conv_kernel, dropout, dropout_att, relative
+            )
+            for _ in range(n_layers)
+        )
+
+    @property
+    def input_ports(self) -> dict[str, NeuralType]:
+        """``audio_signal`` (B, MEL=feat_in, T) spectrograms and ``length`` (B,) frames."""
+        return {
+            "audio_signal": NeuralType((B, MEL.sized(self.feat_in), T), SpectrogramType()),
+            "length": NeuralType((B,), Lengths()),
+        }
+
+    @property
+    def output_ports(self) -> dict[str, NeuralType]:
+        """``encoded`` (B, D=d_model, T) and ``encoded_len`` (B,)."""
+        return {
+            "encoded": NeuralType((B, D.sized(self.d_model), T), EncodedRepresentation()),
+            "encoded_len": NeuralType((B,), Lengths()),
+        }
+
+    @typed
+    def forward(
+        self, audio_signal: torch.Tensor, length: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a padded batch of spectrograms.
+
+        Args:
+            audio_signal: features, padded to the longest item.
+            length: valid frames per item.
+
+        Returns:
+            ``(encoded, encoded_len)``; frames past ``encoded_len`` are zero.
+
+        Shapes:
+            audio_signal: (B, feat_in, T), length: (B,) -> (B, d_model, T'), (B,).
+        """
+        x = audio_signal.transpose(1, 2)  # (B, F, T) -> (B, T, F)
+        x, lengths = self.subsampling(x, length.long())
+        x = x * math.sqrt(self.d_model)
+        time = x.shape[1]
+        pos_emb: torch.Tensor | None = None
+        if self.pos_encoding == "rel":
+            distances = torch.arange(time - 1, -time, -1, device=x.device)  # T-1 .. -(T-1)
+            pos_emb = sinusoidal_embedding(distances, self.d_model).to(x.dtype)
+        else:
+            positions = torch.arange(time, device=x.device)  # 0 .. T-1
+            x = x + sinusoidal_embedding(positions, self.d_model).to(x.dtype)
+        x = self.input_dropout(x)
+        key_padding = ~AF.lengths_to_mask(lengths, time)  # (B, T), True on padding
+        for layer in self.layers:
+            x = layer(x, key_padding, pos_emb)
+        x = x.masked_fill(key_padding.unsqueeze(-1), 0.0)  # (B, T) -> (B, T, 1)
+        return x.transpose(1, 2), lengths  # (B, T, D) -> (B, D, T)

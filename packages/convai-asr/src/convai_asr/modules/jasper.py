@@ -1,0 +1,403 @@
+"""Jasper and QuartzNet convolutional CTC encoders.
+
+A :class:`JasperEncoder` is a stack of :class:`JasperBlock`s described by plain dicts (so that
+they read like the YAML configs of the papers). Every time convolution is *masked*: frames past
+each item's valid length are set to zero before it runs, so an item gives the same valid
+outputs alone as inside a padded batch (in eval mode, where BatchNorm uses running statistics).
+
+Layer sizes follow the published configurations: QuartzNet BxR (Kriman et al., 2020) and Jasper
+10x5 (Li et al., 2019), as in NeMo's configs. Differences from NeMo, all deliberate:
+
+- a stride applies to the first sub-block of a block only (the published models only stride a
+  block of one sub-block, where this is the same);
+- Jasper uses a plain residual per block instead of the dense residual ("DR", every earlier
+  block's output feeding every later block), which adds ~1x1-conv parameters per pair of blocks;
+- only odd kernel sizes, so "same" padding is symmetric.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from convai_asr import functional as AF
+from convai_core.types import (
+    MEL,
+    B,
+    D,
+    EncodedRepresentation,
+    Lengths,
+    NeuralType,
+    SpectrogramType,
+    T,
+    typed,
+)
+
+__all__ = [
+    "JasperBlock",
+    "JasperEncoder",
+    "MaskedConv1d",
+    "jasper_10x5_blocks",
+    "quartznet_blocks",
+]
+
+#: Keys of a block dict, with their defaults (``filters`` and ``kernel`` are required).
+BLOCK_DEFAULTS: dict[str, Any] = {
+    "repeat": 1,
+    "stride": 1,
+    "dilation": 1,
+    "dropout": 0.0,
+    "residual": False,
+    "separable": False,
+}
+
+
+def _single_int(value: int | list[int] | tuple[int, ...], key: str) -> int:
+    """Accept ``5`` or ``[5]`` (NeMo's YAML writes kernels and strides as one-item lists)."""
+    if isinstance(value, list | tuple):
+        if len(value) != 1:
+            raise ValueError(f"block key {key!r} must be one int (or a one-item list); got {value}")
+        value = value[0]
+    return int(value)
+
+
+class MaskedConv1d(nn.Module):
+    """A 1-D convolution with "same" padding that ignores frames past each item's length.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: odd kernel size.
+        stride: stride.
+        dilation: dilation.
+        groups: channel groups (``in_channels`` for a depthwise convolution).
+        bias: whether the convolution has a bias.
+
+    Raises:
+        ValueError: an even ``kernel_size``.
+
+    Shapes:
+        x: (B, C_in, T), lengths: (B,) -> (B, C_out, T'), (B,) with ``T' = ceil(T / stride)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd for symmetric padding; got {kernel_size}.")
+        self.padding = dilation * (kernel_size - 1) // 2
+        self.conv = nn.Conv1d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=self.padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Valid output frames for ``lengths`` valid input frames.
+
+        Shapes:
+            lengths: (B,) -> (B,).
+        """
+        return AF.conv_output_lengths(
+            lengths,
+            kernel_size=self.conv.kernel_size[0],
+            stride=self.conv.stride[0],
+            padding=self.padding,
+            dilation=self.conv.dilation[0],
+        )
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero the padding frames, convolve, and return the new lengths.
+
+        Shapes:
+            x: (B, C_in, T), lengths: (B,) -> (B, C_out, T'), (B,).
+        """
+        if self.conv.kernel_size[0] > 1:
+            valid = AF.lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1)  # (B, T) -> (B, 1, T)
+            x = x * valid.to(x.dtype)
+        return self.conv(x), self.output_lengths(lengths)
+
+
+class _SubBlock(nn.Module):
+    """One convolution (separable or plain) + BatchNorm of a :class:`JasperBlock`."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        *,
+        stride: int,
+        dilation: int,
+        separable: bool,
+    ) -> None:
+        super().__init__()
+        if separable:
+            self.time_conv = MaskedConv1d(
+                in_channels, in_channels, kernel, stride=stride, dilation=dilation,
+                groups=in_channels,
+            )  # fmt: skip
+            self.pointwise: nn.Module = nn.Conv1d(in_channels, out_channels, 1, bias=False)
+        else:
+            self.time_conv = MaskedConv1d(
+                in_channels, out_channels, kernel, stride=stride, dilation=dilation
+            )
+            self.pointwise = nn.Identity()
+        self.norm = nn.BatchNorm1d(out_channels, eps=1e-3, momentum=0.1)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, lengths = self.time_conv(x, lengths)
+        return self.norm(self.pointwise(x)), lengths
+
+
+class JasperBlock(nn.Module):
+    """R sub-blocks of conv + BatchNorm + ReLU + Dropout, with an optional residual.
+
+    Each sub-block is a time-channel separable convolution (depthwise, kernel K, then pointwise
+    1x1) when ``separable``, else a plain convolution, followed by BatchNorm. Every sub-block but
+    the last then applies ReLU and Dropout; the last one adds the residual branch (1x1 conv +
+    BatchNorm of the block input) before its ReLU and Dropout.
+
+    Args:
+        in_channels: input channels.
+        filters: output channels of every sub-block.
+        repeat: number of sub-blocks (R).
+        kernel: odd kernel size (K).
+        stride: stride of the first sub-block (and of the residual branch).
+        dilation: dilation of every sub-block.
+        dropout: dropout probability after each ReLU.
+        residual: add the residual branch.
+        separable: use time-channel separable convolutions.
+
+    Shapes:
+        x: (B, C_in, T), lengths: (B,) -> (B, filters, ceil(T / stride)), (B,).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        filters: int,
+        *,
+        repeat: int = 1,
+        kernel: int = 11,
+        stride: int = 1,
+        dilation: int = 1,
+        dropout: float = 0.0,
+        residual: bool = False,
+        separable: bool = False,
+    ) -> None:
+        super().__init__()
+        if repeat < 1:
+            raise ValueError(f"a JasperBlock needs repeat >= 1; got {repeat}.")
+        self.sub_blocks = nn.ModuleList(
+            _SubBlock(
+                in_channels if index == 0 else filters,
+                filters,
+                kernel,
+                stride=stride if index == 0 else 1,
+                dilation=dilation,
+                separable=separable,
+            )
+            for index in range(repeat)
+        )
+        self.residual: nn.ModuleList | None = None
+        if residual:
+            self.residual = nn.ModuleList(
+                [
+                    MaskedConv1d(in_channels, filters, 1, stride=stride),
+                    nn.BatchNorm1d(filters, eps=1e-3, momentum=0.1),
+                ]
+            )
+        self.activation = nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the sub-blocks and the residual branch.
+
+        Shapes:
+            x: (B, C_in, T), lengths: (B,) -> (B, filters, T'), (B,).
+        """
+        out, out_lengths = x, lengths
+        last = len(self.sub_blocks) - 1
+        for index, sub_block in enumerate(self.sub_blocks):
+            out, out_lengths = sub_block(out, out_lengths)
+            if index == last and self.residual is not None:
+                res_conv, res_norm = self.residual
+                shortcut, _ = res_conv(x, lengths)
+                out = out + res_norm(shortcut)
+            out = self.dropout(self.activation(out))
+        return out, out_lengths
+
+
+class JasperEncoder(nn.Module):
+    """A stack of :class:`JasperBlock`s: the Jasper / QuartzNet CTC encoder.
+
+    Args:
+        feat_in: input feature bins (mel bins of the preprocessor).
+        blocks: one dict per block with keys ``filters``, ``kernel`` (required), ``repeat``,
+            ``stride``, ``dilation``, ``dropout``, ``residual``, ``separable`` (see
+            :class:`JasperBlock`; defaults in ``BLOCK_DEFAULTS``). Ints may be one-item lists.
+            :func:`quartznet_blocks` and :func:`jasper_10x5_blocks` build the published ones.
+
+    Raises:
+        ValueError: an empty ``blocks`` list or a block with a missing or unknown key.
+
+    Shapes:
+        audio_signal: (B, feat_in, T), length: (B,)
+        -> encoded: (B, D, T / S), encoded_len: (B,), with D the last block's filters and S the
+        product of the strides (lengths rounded up at every stride).
+    """
+
+    def __init__(self, feat_in: int, blocks: list[dict[str, Any]]) -> None:
+        super().__init__()
+        if not blocks:
+            raise ValueError("JasperEncoder needs at least one block dict; see quartznet_blocks().")
+        self.feat_in = feat_in
+        layers = []
+        channels = feat_in
+        for position, spec in enumerate(blocks):
+            unknown = set(spec) - set(BLOCK_DEFAULTS) - {"filters", "kernel"}
+            missing = {"filters", "kernel"} - set(spec)
+            if unknown or missing:
+                raise ValueError(
+                    f"JasperEncoder block {position} ({spec}): unknown keys {sorted(unknown)}, "
+                    f"missing keys {sorted(missing)}; allowed: filters, kernel, "
+                    f"{', '.join(BLOCK_DEFAULTS)}."
+                )
+            options = {**BLOCK_DEFAULTS, **spec}
+            filters = _single_int(options["filters"], "filters")
+            layers.append(
+                JasperBlock(
+                    channels,
+                    filters,
+                    repeat=int(options["repeat"]),
+                    kernel=_single_int(options["kernel"], "kernel"),
+                    stride=_single_int(options["stride"], "stride"),
+                    dilation=_single_int(options["dilation"], "dilation"),
+                    dropout=float(options["dropout"]),
+                    residual=bool(options["residual"]),
+                    separable=bool(options["separable"]),
+                )
+            )
+            channels = filters
+        self.blocks = nn.ModuleList(layers)
+        self.d_model = channels
+        self.stride = 1
+        for spec in blocks:
+            self.stride *= _single_int(spec.get("stride", 1), "stride")
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, nn.Conv1d):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @property
+    def input_ports(self) -> dict[str, NeuralType]:
+        """``audio_signal`` (B, MEL=feat_in, T) spectrograms and ``length`` (B,) frames."""
+        return {
+            "audio_signal": NeuralType((B, MEL.sized(self.feat_in), T), SpectrogramType()),
+            "length": NeuralType((B,), Lengths()),
+        }
+
+    @property
+    def output_ports(self) -> dict[str, NeuralType]:
+        """``encoded`` (B, D, T) and ``encoded_len`` (B,)."""
+        return {
+            "encoded": NeuralType((B, D.sized(self.d_model), T), EncodedRepresentation()),
+            "encoded_len": NeuralType((B,), Lengths()),
+        }
+
+    @typed
+    def forward(
+        self, audio_signal: torch.Tensor, length: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode a padded batch of spectrograms.
+
+        Args:
+            audio_signal: features, padded to the longest item.
+            length: valid frames per item.
+
+        Returns:
+            ``(encoded, encoded_len)``; frames past ``encoded_len`` are zero.
+
+        Shapes:
+            audio_signal: (B, feat_in, T), length: (B,) -> (B, D, T'), (B,).
+        """
+        x, lengths = audio_signal, length.long()
+        for block in self.blocks:
+            x, lengths = block(x, lengths)
+        valid = AF.lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1)  # (B, T) -> (B, 1, T)
+        return x * valid.to(x.dtype), lengths
+
+
+def quartznet_blocks(b: int = 15, r: int = 5, *, dropout: float = 0.0) -> list[dict[str, Any]]:
+    """The block list of QuartzNet BxR (Kriman et al., 2020).
+
+    Prolog C1 (256, k33, stride 2), then B blocks in 5 groups of B/5 blocks of R sub-blocks,
+    with filters/kernels 256/k33, 256/k39, 512/k51, 512/k63, 512/k75, then epilog C2 (512, k87,
+    dilation 2) and C3 (1024, k1). All separable; only the B blocks have residuals.
+
+    Args:
+        b: number of blocks B (a multiple of 5).
+        r: sub-blocks per block R.
+        dropout: dropout of every block.
+
+    Raises:
+        ValueError: ``b`` is not a positive multiple of 5 or ``r < 1``.
+    """
+    if b < 5 or b % 5 or r < 1:
+        raise ValueError(f"QuartzNet BxR needs B a positive multiple of 5 and R >= 1; got {b}x{r}.")
+    common = {"dropout": dropout, "separable": True}
+    prolog = {"filters": 256, "repeat": 1, "kernel": 33, "stride": 2, **common}
+    groups = [(256, 33), (256, 39), (512, 51), (512, 63), (512, 75)]
+    body = [
+        {"filters": filters, "repeat": r, "kernel": kernel, "residual": True, **common}
+        for filters, kernel in groups
+        for _ in range(b // 5)
+    ]
+    epilog = [
+        {"filters": 512, "repeat": 1, "kernel": 87, "dilation": 2, **common},
+        {"filters": 1024, "repeat": 1, "kernel": 1, **common},
+    ]
+    return [prolog, *body, *epilog]
+
+
+def jasper_10x5_blocks() -> list[dict[str, Any]]:
+    """The block list of Jasper 10x5 (Li et al., 2019), non-separable, with its dropouts.
+
+    Prolog (256, k11, stride 2), 10 blocks of 5 sub-blocks (two each of 256/k11, 384/k13,
+    512/k17, 640/k21, 768/k25), epilog (896, k29, dilation 2) and (1024, k1). Each block has a
+    plain residual, not the paper's dense residual, so the model has slightly fewer parameters
+    than the published "Jasper 10x5 DR" (333M).
+    """
+    prolog = {"filters": 256, "repeat": 1, "kernel": 11, "stride": 2, "dropout": 0.2}
+    groups = [(256, 11, 0.2), (384, 13, 0.2), (512, 17, 0.2), (640, 21, 0.3), (768, 25, 0.3)]
+    body = [
+        {"filters": filters, "repeat": 5, "kernel": kernel, "dropout": drop, "residual": True}
+        for filters, kernel, drop in groups
+        for _ in range(2)
+    ]
+    epilog = [
+        {"filters": 896, "repeat": 1, "kernel": 29, "dilation": 2, "dropout": 0.4},
+        {"filters": 1024, "repeat": 1, "kernel": 1, "dropout": 0.4},
+    ]
+    return [prolog, *body, *epilog]

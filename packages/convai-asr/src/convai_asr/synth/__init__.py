@@ -1,0 +1,1 @@
+"""Synthetic speech datasets from offline voices (espeak-ng, flite) and text corpora."""

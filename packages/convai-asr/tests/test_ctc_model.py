@@ -1,0 +1,143 @@
+"""CTC models really learn: tiny QuartzNet and Conformer fit 20 utterances, then every
+inference path (archive round trip, batching, chunking, timestamps, vocabulary swap) is checked
+on the trained models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+from omegaconf import OmegaConf
+
+from convai_asr.metrics.wer import word_error_rate
+from convai_core.models import ModelBase
+from convai_core.train import compose_config, train
+
+TINY_ENCODERS = {
+    "quartznet": {
+        "type": "jasper",
+        "blocks": [
+            {"filters": 128, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
+            {"filters": 128, "repeat": 2, "kernel": 13, "residual": True, "separable": True},
+            {"filters": 128, "repeat": 2, "kernel": 17, "residual": True, "separable": True},
+            {"filters": 192, "repeat": 1, "kernel": 1, "separable": True},
+        ],
+    },
+    "conformer": {
+        "type": "conformer",
+        "d_model": 96,
+        "n_layers": 2,
+        "n_heads": 4,
+        "conv_kernel": 15,
+        "subsampling_conv_channels": 64,
+        "dropout": 0.0,
+        "dropout_att": 0.0,
+    },
+}
+STEPS = {"quartznet": 300, "conformer": 400}
+LR = {"quartznet": 5e-3, "conformer": 2e-3}
+
+
+def _references(manifest: Path) -> list[str]:
+    return [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
+
+
+def fit_tiny(kind: str, manifest: Path, exp_dir: Path, extra: list[str] = ()) -> tuple:
+    cfg = compose_config(
+        [
+            "model=asr/demo_ctc",
+            f"model.train_ds.manifest={manifest}",
+            "model.train_ds.batch_seconds=null",
+            "+model.train_ds.batch_size=10",
+            "model.spec_augment=null",
+            "model.validation_ds=null",
+            f"model.optim.lr={LR[kind]}",
+            "model.optim.sched.warmup_steps=30",
+            f"trainer.max_steps={STEPS[kind]}",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            "trainer.accelerator=cpu",
+            "trainer.log_every_n_steps=10",
+            f"exp_manager.exp_dir={exp_dir}",
+            f"exp_manager.name={kind}",
+            *extra,
+        ]
+    )
+    OmegaConf.set_struct(cfg, False)
+    cfg.model.encoder = OmegaConf.create(TINY_ENCODERS[kind])
+    result = train(cfg)
+    result.model.eval()
+    return result
+
+
+@pytest.fixture(scope="module", params=["quartznet", "conformer"])
+def fitted(request, tiny_speech_train, tmp_path_factory):
+    result = fit_tiny(request.param, tiny_speech_train, tmp_path_factory.mktemp(request.param))
+    return request.param, result
+
+
+def test_tiny_model_fits_twenty_utterances(fitted, tiny_speech) -> None:
+    kind, result = fitted
+    hyps = [r["text"] for r in result.model.transcribe(tiny_speech)]
+    wer = word_error_rate(_references(tiny_speech), hyps)
+    assert wer < 0.10, (kind, wer, hyps[:5])
+
+
+def test_archive_round_trip_gives_identical_transcripts(fitted, tiny_speech) -> None:
+    _, result = fitted
+    restored = ModelBase.restore_from(result.archive)
+    assert restored.transcribe(tiny_speech) == result.model.transcribe(tiny_speech)
+
+
+def test_batched_transcription_equals_one_by_one(fitted, tiny_speech) -> None:
+    _, result = fitted
+    batched = result.model.transcribe(tiny_speech, batch_size=8)
+    single = result.model.transcribe(tiny_speech, batch_size=1)
+    assert [r["text"] for r in batched] == [r["text"] for r in single]
+    for a, b in zip(batched, single, strict=True):
+        for wa, wb in zip(a["words"], b["words"], strict=True):
+            assert wa["word"] == wb["word"] and abs(wa["start"] - wb["start"]) < 1e-6
+
+
+def test_word_timestamps_are_inside_the_audio_and_in_order(fitted, tiny_speech) -> None:
+    _, result = fitted
+    for item in result.model.transcribe(tiny_speech):
+        duration = sf.info(item["audio_filepath"]).duration
+        words = item["words"]
+        assert [w["word"] for w in words] == item["text"].split()
+        previous_end = 0.0
+        for w in words:
+            assert 0.0 <= w["start"] < w["end"] <= duration + 1e-6
+            assert w["start"] >= previous_end - 1e-6
+            previous_end = w["end"]
+
+
+def test_chunked_long_audio_matches_the_concatenated_reference(
+    fitted, tiny_speech, concat, tmp_path
+) -> None:
+    _, result = fitted
+    long_wav = tmp_path / "long.wav"
+    order = [3, 8, 12, 1, 17, 5, 14, 10, 19, 6, 0, 15, 9, 18]  # 14 commands, about 20 s
+    reference, duration = concat(tiny_speech, order, long_wav)
+    assert duration > 15
+    chunked = result.model.transcribe([long_wav], chunk_seconds=6.0, overlap_seconds=2.0)[0]
+    assert word_error_rate([reference], [chunked["text"]]) < 0.10, chunked["text"]
+    ends = [w["end"] for w in chunked["words"]]
+    assert ends == sorted(ends) and ends[-1] <= duration + 1e-6
+
+
+def test_change_vocabulary_keeps_the_encoder(fitted) -> None:
+    _, result = fitted
+    model = result.model
+    encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    digits = [" ", *"abcdefghijklmnopqrstuvwxyz", "'", *"0123456789"]
+    model_copy = ModelBase.restore_from(result.archive)
+    model_copy.change_vocabulary({"type": "char", "vocabulary": digits})
+    for key, value in model_copy.encoder.state_dict().items():
+        assert torch.equal(value, encoder_before[key]), key
+    log_probs, _ = model_copy(torch.randn(1, 16000), torch.tensor([16000]))
+    assert log_probs.shape[-1] == len(digits) + 1
+    assert model_copy.cfg.tokenizer.vocabulary[-1] == "9"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages convai's demo and tests need, when they are missing.
+#   espeak-ng, flite          offline voices: synthetic speech datasets (convai asr synth)
+#   pocketsphinx-testdata     real recorded speech with transcripts (evaluation, regression tests)
+# Idempotent and fast when everything is there; says what to run when it cannot install.
+set -euo pipefail
+missing=()
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+command -v flite >/dev/null 2>&1 || missing+=(flite)
+[ -d /usr/share/pocketsphinx/test/data/librivox ] || missing+=(pocketsphinx-testdata)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+  echo "convai: missing Debian packages: ${missing[*]}" >&2
+  echo "        install them with: apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+echo "convai: installing Debian packages: ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
