@@ -72,6 +72,19 @@ class AudioTextDataset(Dataset[dict[str, Any] | None]):
         self.normalizer = normalizer
         self.skip_bad_audio = skip_bad_audio
         self.bad_files: Counter[str] = Counter()
+        # Normalize and tokenize every transcript up front: text errors surface before training
+        # starts, and the normalizer's count of removed characters is complete from the start.
+        self.token_ids = [self._encode(entry) for entry in self.entries]
+
+    def _encode(self, entry: ManifestEntry) -> list[int]:
+        text = self.normalizer(entry.text) if self.normalizer is not None else entry.text
+        try:
+            return self.tokenizer.encode(text)
+        except ConvaiError as exc:
+            raise ConvaiError(
+                f"transcript of {entry.audio_filepath!r} (manifest line {entry.line}) cannot be "
+                f"tokenized: {exc}"
+            ) from exc
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -102,17 +115,9 @@ class AudioTextDataset(Dataset[dict[str, Any] | None]):
                 )
             self.bad_files[entry.audio_filepath] += 1
             return None
-        text = self.normalizer(entry.text) if self.normalizer is not None else entry.text
-        try:
-            tokens = self.tokenizer.encode(text)
-        except ConvaiError as exc:
-            raise ConvaiError(
-                f"transcript of {entry.audio_filepath!r} (manifest line {entry.line}) cannot be "
-                f"tokenized: {exc}"
-            ) from exc
         return {
             "audio": audio,
-            "tokens": torch.tensor(tokens, dtype=torch.long),
+            "tokens": torch.tensor(self.token_ids[index], dtype=torch.long),
             "index": index,
         }
 
