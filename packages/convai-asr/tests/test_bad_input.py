@@ -14,10 +14,16 @@ import soundfile as sf
 from convai_core.train import main
 
 COMMON = [
-    "model=asr/demo_ctc", "model.validation_ds=null", "model.spec_augment=null",
-    "model.train_ds.batch_seconds=null", "+model.train_ds.batch_size=4",
-    "model.train_ds.num_workers=0", "trainer.max_steps=3", "trainer.accelerator=cpu",
-    "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+    "model=asr/demo_ctc",
+    "model.validation_ds=null",
+    "model.spec_augment=null",
+    "model.train_ds.batch_seconds=null",
+    "+model.train_ds.batch_size=4",
+    "model.train_ds.num_workers=0",
+    "trainer.max_steps=3",
+    "trainer.accelerator=cpu",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
 ]
 
 
@@ -25,7 +31,9 @@ COMMON = [
 def data(tiny_speech: Path, tmp_path: Path) -> Path:
     """A copy of the tiny set, to which tests add bad lines and files."""
     folder = tmp_path / "data"
-    shutil.copytree(tiny_speech.parent, folder, ignore=shutil.ignore_patterns("*manifest*", "pair*"))
+    shutil.copytree(
+        tiny_speech.parent, folder, ignore=shutil.ignore_patterns("*manifest*", "pair*")
+    )
     rows = [json.loads(line) for line in tiny_speech.read_text().splitlines()][:8]
     (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
@@ -50,12 +58,19 @@ def _bad_files(folder: Path) -> list[dict]:
 
 
 def test_bad_audio_fails_clearly_by_default(data: Path, tmp_path: Path, capsys) -> None:
-    _append(data / "manifest.jsonl", {"audio_filepath": "corrupt.wav", "duration": 1.0,
-                                      "text": "bad"})
+    _append(
+        data / "manifest.jsonl", {"audio_filepath": "corrupt.wav", "duration": 1.0, "text": "bad"}
+    )
     (data / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
-    code = main([*COMMON, f"model.train_ds.manifest={data / 'manifest.jsonl'}",
-                 "model.train_ds.skip_bad_audio=false", "model.train_ds.shuffle=false",
-                 f"exp_manager.exp_dir={tmp_path / 'exp'}"])
+    code = main(
+        [
+            *COMMON,
+            f"model.train_ds.manifest={data / 'manifest.jsonl'}",
+            "model.train_ds.skip_bad_audio=false",
+            "model.train_ds.shuffle=false",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "corrupt.wav" in err, err[-2000:]
 
@@ -63,9 +78,15 @@ def test_bad_audio_fails_clearly_by_default(data: Path, tmp_path: Path, capsys) 
 def test_training_survives_bad_files_when_skipping(data: Path, tmp_path: Path, caplog) -> None:
     _append(data / "manifest.jsonl", *_bad_files(data))
     with caplog.at_level(logging.WARNING):
-        code = main([*COMMON, f"model.train_ds.manifest={data / 'manifest.jsonl'}",
-                     "model.train_ds.skip_bad_audio=true", "trainer.max_steps=6",
-                     f"exp_manager.exp_dir={tmp_path / 'exp'}"])
+        code = main(
+            [
+                *COMMON,
+                f"model.train_ds.manifest={data / 'manifest.jsonl'}",
+                "model.train_ds.skip_bad_audio=true",
+                "trainer.max_steps=6",
+                f"exp_manager.exp_dir={tmp_path / 'exp'}",
+            ]
+        )
     assert code == 0
     logged = caplog.text
     for name in ("corrupt.wav", "empty.wav", "zero.wav", "missing.wav"):
@@ -76,15 +97,29 @@ def test_training_survives_bad_files_when_skipping(data: Path, tmp_path: Path, c
 
 
 def test_malformed_manifest_line_is_named(data: Path, tmp_path: Path, capsys) -> None:
-    _append(data / "manifest.jsonl", '{"audio_filepath": "000.wav", "duration": 1.2, "text": ',
-            {"audio_filepath": "000.wav", "text": "no duration"})
-    code = main([*COMMON, f"model.train_ds.manifest={data / 'manifest.jsonl'}",
-                 f"exp_manager.exp_dir={tmp_path / 'exp'}"])
+    _append(
+        data / "manifest.jsonl",
+        '{"audio_filepath": "000.wav", "duration": 1.2, "text": ',
+        {"audio_filepath": "000.wav", "text": "no duration"},
+    )
+    code = main(
+        [
+            *COMMON,
+            f"model.train_ds.manifest={data / 'manifest.jsonl'}",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "manifest.jsonl:9" in err, err[-2000:]
     # skip_malformed counts them instead, and training goes on
-    code = main([*COMMON, f"model.train_ds.manifest={data / 'manifest.jsonl'}",
-                 "+model.train_ds.skip_malformed=true", f"exp_manager.exp_dir={tmp_path / 'exp2'}"])
+    code = main(
+        [
+            *COMMON,
+            f"model.train_ds.manifest={data / 'manifest.jsonl'}",
+            "+model.train_ds.skip_malformed=true",
+            f"exp_manager.exp_dir={tmp_path / 'exp2'}",
+        ]
+    )
     assert code == 0
 
 
@@ -93,8 +128,13 @@ def test_unknown_characters_are_removed_and_counted(data: Path, tmp_path: Path, 
     rows[0]["text"] = "Open the door #1 — café!"
     (data / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with caplog.at_level(logging.INFO):
-        code = main([*COMMON, f"model.train_ds.manifest={data / 'manifest.jsonl'}",
-                     f"exp_manager.exp_dir={tmp_path / 'exp'}"])
+        code = main(
+            [
+                *COMMON,
+                f"model.train_ds.manifest={data / 'manifest.jsonl'}",
+                f"exp_manager.exp_dir={tmp_path / 'exp'}",
+            ]
+        )
     assert code == 0
     assert "removed characters outside the vocabulary" in caplog.text
     assert "'#'" in caplog.text
@@ -116,9 +156,16 @@ def test_other_sample_rates_are_resampled(data: Path, tmp_path: Path) -> None:
         up = load_audio(data / "low.wav", sample_rate=16000)
     down = load_audio(data / "high.wav", sample_rate=16000)
     assert abs(len(up) - len(audio)) <= 2 and abs(len(down) - len(audio)) <= 2
-    _append(data / "manifest.jsonl",
-            {"audio_filepath": "low.wav", "duration": len(low) / 8000, "text": "open the door"},
-            {"audio_filepath": "high.wav", "duration": len(high) / 44100, "text": "open the door"})
-    code = main([*COMMON, f"model.train_ds.manifest={data / 'manifest.jsonl'}",
-                 f"exp_manager.exp_dir={tmp_path / 'exp'}"])
+    _append(
+        data / "manifest.jsonl",
+        {"audio_filepath": "low.wav", "duration": len(low) / 8000, "text": "open the door"},
+        {"audio_filepath": "high.wav", "duration": len(high) / 44100, "text": "open the door"},
+    )
+    code = main(
+        [
+            *COMMON,
+            f"model.train_ds.manifest={data / 'manifest.jsonl'}",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        ]
+    )
     assert code == 0

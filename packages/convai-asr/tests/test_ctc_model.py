@@ -141,3 +141,67 @@ def test_change_vocabulary_keeps_the_encoder(fitted) -> None:
     log_probs, _ = model_copy(torch.randn(1, 16000), torch.tensor([16000]))
     assert log_probs.shape[-1] == len(digits) + 1
     assert model_copy.cfg.tokenizer.vocabulary[-1] == "9"
+
+
+def test_transcribe_command_writes_json_lines(fitted, tiny_speech, tmp_path) -> None:
+    from convai_core.cli import main as convai
+
+    _, result = fitted
+    out = tmp_path / "out.jsonl"
+    assert (
+        convai(
+            [
+                "transcribe",
+                "--model",
+                str(result.archive),
+                "--manifest",
+                str(tiny_speech),
+                "--output",
+                str(out),
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    expected = result.model.transcribe(tiny_speech)
+    assert [r["text"] for r in lines] == [r["text"] for r in expected]
+    assert all(set(r) == {"audio_filepath", "text", "words"} for r in lines)
+
+
+def test_sentencepiece_tokenizer_travels_in_the_archive(tiny_speech, tmp_path) -> None:
+    from convai_asr.cli import asr_main
+
+    assert (
+        asr_main(
+            [
+                "tokenizer",
+                "--manifest",
+                str(tiny_speech),
+                "--vocab-size",
+                "40",
+                "--out",
+                str(tmp_path / "sp"),
+            ]
+        )
+        == 0
+    )
+    model_file = tmp_path / "sp" / "tokenizer.model"
+    cfg = compose_config(["model=asr/demo_ctc", "model.train_ds.manifest=unused"])
+    OmegaConf.set_struct(cfg, False)
+    cfg.model.tokenizer = OmegaConf.create({"type": "sentencepiece", "model_path": str(model_file)})
+    from convai_asr.models.ctc import CTCModel
+
+    model = CTCModel(cfg.model).eval()
+    assert model.tokenizer.vocab_size == 40
+    ids = model.tokenizer.encode("open the door")
+    assert model.tokenizer.decode(ids) == "open the door"
+    archive = model.save_to(tmp_path / "sp.convai")
+    model_file.unlink()  # the archive carries its own copy
+    restored = ModelBase.restore_from(archive)
+    assert restored.tokenizer.encode("open the door") == ids
+    audio = torch.randn(1, 16000)
+    assert torch.equal(
+        restored(audio, torch.tensor([16000]))[0], model(audio, torch.tensor([16000]))[0]
+    )

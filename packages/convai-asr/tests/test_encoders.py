@@ -117,3 +117,14 @@ def test_ports_connect_and_ctc_head() -> None:
         log_probs = decoder(encoded=torch.randn(2, 32, 9))
     assert log_probs.shape == (2, 9, 6) and decoder.blank_id == 5
     torch.testing.assert_close(log_probs.exp().sum(-1), torch.ones(2, 9))
+
+
+def test_shift_and_add_depthwise_conv_equals_grouped_conv() -> None:
+    from convai_asr.functional import depthwise_conv1d_shifts
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 8, 50)
+    conv = torch.nn.Conv1d(8, 8, 31, padding=15, groups=8)
+    with torch.no_grad():
+        fast = depthwise_conv1d_shifts(x, weight=conv.weight, bias=conv.bias, padding=15)
+        assert torch.allclose(fast, conv(x), atol=1e-5)

@@ -16,9 +16,26 @@ from convai_core.train import compose_config, train
 
 # Our own short commands (the same as the English ones), with many shared characters.
 SENTENCES = [
-    "打开门", "关上门", "打开窗户", "关上窗户", "打开灯", "关掉灯", "打开收音机", "关掉收音机",
-    "播放音乐", "停止音乐", "给妈妈打电话", "给爸爸打电话", "现在几点", "今天星期几",
-    "设置闹钟", "取消闹钟", "去厨房", "去花园", "读新闻", "读我的邮件",
+    "打开门",
+    "关上门",
+    "打开窗户",
+    "关上窗户",
+    "打开灯",
+    "关掉灯",
+    "打开收音机",
+    "关掉收音机",
+    "播放音乐",
+    "停止音乐",
+    "给妈妈打电话",
+    "给爸爸打电话",
+    "现在几点",
+    "今天星期几",
+    "设置闹钟",
+    "取消闹钟",
+    "去厨房",
+    "去花园",
+    "读新闻",
+    "读我的邮件",
 ]
 
 
@@ -33,8 +50,14 @@ def mandarin_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i, text in enumerate(SENTENCES * 2):  # every command twice, at different speeds
         wav = out / f"{i:03d}.wav"
         duration = synthesize(voice, text, wav, sample_rate=16000, seed=i)
-        rows.append({"audio_filepath": wav.name, "duration": round(duration, 3), "text": text,
-                     "lang": "cmn"})
+        rows.append(
+            {
+                "audio_filepath": wav.name,
+                "duration": round(duration, 3),
+                "text": text,
+                "lang": "cmn",
+            }
+        )
     manifest = out / "manifest.jsonl"
     manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return manifest
@@ -43,26 +66,37 @@ def mandarin_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_han_character_model_learns_mandarin(mandarin_speech: Path, tmp_path: Path) -> None:
     vocabulary = CharTokenizer.from_texts(SENTENCES).tokens
     assert "门" in vocabulary and " " not in vocabulary and len(vocabulary) > 40
-    cfg = compose_config([
-        "model=asr/demo_ctc", f"model.train_ds.manifest={mandarin_speech}",
-        "model.train_ds.batch_seconds=null", "+model.train_ds.batch_size=10",
-        "model.spec_augment=null", "model.validation_ds=null", "model.optim.lr=5e-3",
-        "model.optim.sched.warmup_steps=30", "trainer.max_steps=300", "trainer.accelerator=cpu",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        f"exp_manager.exp_dir={tmp_path}",
-    ])
+    cfg = compose_config(
+        [
+            "model=asr/demo_ctc",
+            f"model.train_ds.manifest={mandarin_speech}",
+            "model.train_ds.batch_seconds=null",
+            "+model.train_ds.batch_size=10",
+            "model.spec_augment=null",
+            "model.validation_ds=null",
+            "model.optim.lr=5e-3",
+            "model.optim.sched.warmup_steps=30",
+            "trainer.max_steps=300",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            f"exp_manager.exp_dir={tmp_path}",
+        ]
+    )
     OmegaConf.set_struct(cfg, False)
     cfg.model.tokenizer = OmegaConf.create({"type": "char", "vocabulary": vocabulary})
-    cfg.model.encoder.blocks = OmegaConf.create([
-        {"filters": 128, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
-        {"filters": 128, "repeat": 2, "kernel": 13, "residual": True, "separable": True},
-        {"filters": 128, "repeat": 2, "kernel": 17, "residual": True, "separable": True},
-        {"filters": 192, "repeat": 1, "kernel": 1, "separable": True},
-    ])
+    cfg.model.encoder.blocks = OmegaConf.create(
+        [
+            {"filters": 128, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
+            {"filters": 128, "repeat": 2, "kernel": 13, "residual": True, "separable": True},
+            {"filters": 128, "repeat": 2, "kernel": 17, "residual": True, "separable": True},
+            {"filters": 192, "repeat": 1, "kernel": 1, "separable": True},
+        ]
+    )
     result = train(cfg)
     restored = ModelBase.restore_from(result.archive)
     hyps = [r["text"] for r in restored.transcribe(mandarin_speech)]
     refs = [json.loads(line)["text"] for line in mandarin_speech.read_text().splitlines()]
     cer = char_error_rate(refs, hyps)
-    assert cer < 0.10, (cer, list(zip(refs, hyps))[:6])
+    assert cer < 0.10, (cer, list(zip(refs, hyps, strict=True))[:6])
     assert restored.tokenizer.tokens == vocabulary

@@ -113,7 +113,36 @@ def synth_main(argv: Sequence[str]) -> int:
     return 0
 
 
-TOOLS = {"synth": (synth_main, "build a synthetic speech dataset from text")}
+def tokenizer_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="convai asr tokenizer",
+        description="Train a SentencePiece subword tokenizer on the (normalized) text of "
+        "manifests. Use it with model.tokenizer.type=sentencepiece "
+        "model.tokenizer.model_path=OUT/tokenizer.model; the model file is stored inside every "
+        ".convai archive the model saves.",
+    )
+    parser.add_argument("--manifest", required=True, help="manifest(s), comma-separated")
+    parser.add_argument("--vocab-size", type=int, required=True)
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--model-type", choices=["unigram", "bpe"], default="unigram")
+    args = parser.parse_args(argv)
+    from convai_asr.data.manifest import read_manifests
+    from convai_asr.text.normalize import TextNormalizer
+    from convai_asr.text.tokenizers import train_sentencepiece
+
+    normalize = TextNormalizer(None)
+    texts = [normalize(e.text) for e in read_manifests(args.manifest).entries]
+    path = train_sentencepiece(
+        texts, vocab_size=args.vocab_size, output_dir=Path(args.out), model_type=args.model_type
+    )
+    print(path)
+    return 0
+
+
+TOOLS = {
+    "synth": (synth_main, "build a synthetic speech dataset from text"),
+    "tokenizer": (tokenizer_main, "train a SentencePiece tokenizer on manifest text"),
+}
 
 
 def asr_main(argv: Sequence[str]) -> int:

@@ -84,12 +84,19 @@ class ConvSubsampling(nn.Module):
         Shapes:
             x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
         """
-        x = x.unsqueeze(1)  # (B, T, F) -> (B, 1, T, F)
+        # channels-last convolutions run about twice as fast on CPU (oneDNN) and no slower on GPU
+        x = x.unsqueeze(1).contiguous(
+            memory_format=torch.channels_last
+        )  # (B, T, F) -> (B, 1, T, F)
+        valid = AF.lengths_to_mask(lengths, x.shape[2])  # (B, T)
+        x = x * valid.view(valid.shape[0], 1, -1, 1).to(x.dtype)  # (B, T) -> (B, 1, T, 1)
         for conv in (self.conv1, self.conv2):
-            valid = AF.lengths_to_mask(lengths, x.shape[2])  # (B, T)
-            x = x * valid.view(valid.shape[0], 1, -1, 1).to(x.dtype)  # (B, T) -> (B, 1, T, 1)
-            x = torch.relu(conv(x))
             lengths = self._stage_lengths(lengths)
+            x = conv(x)
+            # Zero the frames past each item's length (in place: the convolution's backward
+            # does not need its output) so that padding never leaks into valid frames.
+            valid = AF.lengths_to_mask(lengths, x.shape[2])  # (B, T')
+            x = torch.relu_(x.mul_(valid.view(valid.shape[0], 1, -1, 1).to(x.dtype)))
         batch, channels, time, freq = x.shape
         # (B, C, T, F) -> (B, T, C, F) -> (B, T, C * F)
         x = x.transpose(1, 2).reshape(batch, time, channels * freq)
@@ -158,7 +165,12 @@ class _SelfAttention(nn.Module):
             # (2T - 1, D) -> (2T - 1, H, Dh) -> (H, Dh, 2T - 1)
             positions = positions.view(-1, self.n_heads, self.d_head).permute(1, 2, 0)
             with_v = query + self.bias_v.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
-            scores = torch.matmul(with_v, positions)  # (B, H, T, Dh) @ (H, Dh, 2T-1)
+            # One GEMM per head over all batch rows (larger GEMMs than B*H small ones):
+            # (B, H, T, Dh) -> (H, B, T, Dh) -> (H, B*T, Dh)
+            rows = with_v.transpose(0, 1).reshape(self.n_heads, batch * time, self.d_head)
+            scores = torch.bmm(rows, positions)  # (H, B*T, Dh) @ (H, Dh, 2T-1)
+            # (H, B*T, 2T-1) -> (H, B, T, 2T-1) -> (B, H, T, 2T-1)
+            scores = scores.view(self.n_heads, batch, time, -1).transpose(0, 1)
             # score of query i and key j sits at distance index (T - 1) - i + j
             steps = torch.arange(time, device=x.device)
             index = (time - 1) - steps.unsqueeze(1) + steps.unsqueeze(0)  # (T, T)
@@ -202,7 +214,16 @@ class _ConvModule(nn.Module):
         x = self.norm(x).transpose(1, 2)  # (B, T, D) -> (B, D, T)
         x = F.glu(self.pointwise_in(x), dim=1)  # (B, 2D, T) -> (B, D, T)
         x = x.masked_fill(key_padding.unsqueeze(1), 0.0)  # (B, T) -> (B, 1, T)
-        x = F.silu(self.batch_norm(self.depthwise(x)))
+        if torch.is_grad_enabled():
+            x = self.depthwise(x)
+        else:  # inference: the shift-and-add form is several times faster on CPU
+            x = AF.depthwise_conv1d_shifts(
+                x,
+                weight=self.depthwise.weight,
+                bias=self.depthwise.bias,
+                padding=self.depthwise.padding[0],
+            )
+        x = F.silu(self.batch_norm(x))
         return self.pointwise_out(x).transpose(1, 2)  # (B, D, T) -> (B, T, D)
 
 
