@@ -205,3 +205,39 @@ def test_sentencepiece_tokenizer_travels_in_the_archive(tiny_speech, tmp_path) -
     assert torch.equal(
         restored(audio, torch.tensor([16000]))[0], model(audio, torch.tensor([16000]))[0]
     )
+
+
+def test_fine_tune_from_archive_with_a_new_vocabulary(fitted, tiny_speech, tmp_path) -> None:
+    """`init_from.archive` + a new tokenizer: the encoder starts from the archive, the head anew."""
+    _, result = fitted
+    digits = [" ", *"abcdefghijklmnopqrstuvwxyz", "'", *"0123456789"]
+    source = ModelBase.restore_from(result.archive)
+    cfg = compose_config(
+        [
+            "model=asr/demo_ctc",
+            f"model.train_ds.manifest={tiny_speech}",
+            "model.train_ds.batch_seconds=null",
+            "+model.train_ds.batch_size=10",
+            "model.validation_ds=null",
+            "model.spec_augment=null",
+            "model.optim.lr=0.0",
+            "model.optim.sched.name=none",
+            "trainer.max_steps=2",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            f"init_from.archive={result.archive}",
+            "init_from.prefixes=[encoder]",
+            f"exp_manager.exp_dir={tmp_path}",
+        ]
+    )
+    OmegaConf.set_struct(cfg, False)
+    cfg.model.encoder = source.cfg.encoder
+    cfg.model.tokenizer = OmegaConf.create({"type": "char", "vocabulary": digits})
+    tuned = train(cfg).model
+    for key, value in source.encoder.state_dict().items():
+        if key.endswith("num_batches_tracked") or "running_" in key:
+            continue  # batch-norm statistics move during the two steps (lr 0 keeps weights)
+        assert torch.equal(tuned.encoder.state_dict()[key], value), key
+    log_probs, _ = tuned(torch.randn(1, 16000), torch.tensor([16000]))
+    assert log_probs.shape[-1] == len(digits) + 1

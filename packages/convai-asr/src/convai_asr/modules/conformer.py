@@ -157,14 +157,13 @@ class _SelfAttention(nn.Module):
         batch, time, d_model = x.shape
         query, key, value = self.qkv(self.norm(x)).chunk(3, dim=-1)  # 3 x (B, T, D)
         query, key, value = self._heads(query), self._heads(key), self._heads(value)
-        bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
         padding = key_padding.view(batch, 1, 1, time)  # (B, T) -> (B, 1, 1, T)
-        bias = bias.masked_fill(padding, float("-inf"))
         if self.relative and pos_emb is not None:
             positions = self.pos_proj(pos_emb)  # (2T - 1, D)
             # (2T - 1, D) -> (2T - 1, H, Dh) -> (H, Dh, 2T - 1)
             positions = positions.view(-1, self.n_heads, self.d_head).permute(1, 2, 0)
-            with_v = query + self.bias_v.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
+            # the 1/sqrt(Dh) of the scores is applied here, on (T, Dh) rather than (T, T)
+            with_v = (query + self.bias_v.unsqueeze(1)) * (1.0 / math.sqrt(self.d_head))
             # One GEMM per head over all batch rows (larger GEMMs than B*H small ones):
             # (B, H, T, Dh) -> (H, B, T, Dh) -> (H, B*T, Dh)
             rows = with_v.transpose(0, 1).reshape(self.n_heads, batch * time, self.d_head)
@@ -175,9 +174,12 @@ class _SelfAttention(nn.Module):
             steps = torch.arange(time, device=x.device)
             index = (time - 1) - steps.unsqueeze(1) + steps.unsqueeze(0)  # (T, T)
             index = index.expand(batch, self.n_heads, time, time)  # (T, T) -> (B, H, T, T)
-            position_scores = torch.gather(scores, dim=-1, index=index)  # (B, H, T, T)
-            bias = bias + position_scores / math.sqrt(self.d_head)
+            bias = torch.gather(scores, dim=-1, index=index)  # (B, H, T, T)
+            bias = bias.masked_fill_(padding, float("-inf"))
             query = query + self.bias_u.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
+        else:
+            bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
+            bias = bias.masked_fill(padding, float("-inf"))
         context = F.scaled_dot_product_attention(
             query,
             key,
