@@ -6,7 +6,7 @@
 3. Print WER/CER on the unseen-voice test split and on real recordings (pocketsphinx-testdata).
 4. Save the model as demo_output/asr.convai and check that the archive transcribes identically.
 
-Settings come from the environment: DEMO_STEPS (default 2600 optimizer steps, about 8 minutes
+Settings come from the environment: DEMO_STEPS (default 3400 optimizer steps, about 8.5 minutes
 on 2 cores), DEMO_MAX_MINUTES (default 10: a slower machine stops there), DEMO_DATA (default
 demo_output/data; reused when it exists).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 
 OUT = Path("demo_output")
 DATA = Path(os.environ.get("DEMO_DATA", OUT / "data"))
-STEPS = int(os.environ.get("DEMO_STEPS", "2600"))
+STEPS = int(os.environ.get("DEMO_STEPS", "3400"))
 MAX_MINUTES = float(os.environ.get("DEMO_MAX_MINUTES", "10"))
 
 
