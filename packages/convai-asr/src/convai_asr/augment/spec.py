@@ -17,14 +17,63 @@ from convai_core.types import MEL, B, Lengths, NeuralType, SpectrogramType, T, t
 __all__ = ["SpecAugment", "SpecCutout"]
 
 
-def _spectrogram_ports() -> dict[str, NeuralType]:
-    return {
-        "input_spec": NeuralType((B, MEL, T), SpectrogramType()),
-        "length": NeuralType((B,), Lengths()),
-    }
+class _SpectrogramMasking(nn.Module):
+    """Shared ports and training-only ``forward`` of the masking augmentations.
+
+    Subclasses set ``generator`` and ``mask_value`` and implement :meth:`_mask`.
+    """
+
+    generator: torch.Generator | None
+    mask_value: float = 0.0
+
+    @property
+    def input_ports(self) -> dict[str, NeuralType]:
+        """``input_spec`` (B, MEL, T) spectrograms and ``length`` (B,) valid frames."""
+        return {
+            "input_spec": NeuralType((B, MEL, T), SpectrogramType()),
+            "length": NeuralType((B,), Lengths()),
+        }
+
+    @property
+    def output_ports(self) -> dict[str, NeuralType]:
+        """``augmented_spec`` (B, MEL, T)."""
+        return {"augmented_spec": NeuralType((B, MEL, T), SpectrogramType())}
+
+    def _mask(
+        self, input_spec: torch.Tensor, length: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """Boolean mask of the cells to overwrite. Shapes: (B, F, T), (B,) -> (B, F, T)."""
+        raise NotImplementedError
+
+    @typed
+    def forward(
+        self,
+        input_spec: torch.Tensor,
+        length: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Mask random regions of each item (training mode only).
+
+        Args:
+            input_spec: spectrograms.
+            length: valid frames per item.
+            generator: random source for this call; default ``self.generator``.
+
+        Returns:
+            The masked spectrograms (a new tensor), or ``input_spec`` itself in eval mode.
+
+        Shapes:
+            input_spec: (B, F, T), length: (B,) -> (B, F, T).
+        """
+        if not self.training:
+            return input_spec
+        mask = self._mask(
+            input_spec, length, generator if generator is not None else self.generator
+        )
+        return input_spec.masked_fill(mask, self.mask_value)
 
 
-class SpecAugment(nn.Module):
+class SpecAugment(_SpectrogramMasking):
     """SpecAugment (Park et al., 2019) without time warping: random frequency and time bands.
 
     Args:
@@ -71,51 +120,21 @@ class SpecAugment(nn.Module):
         self.mask_value = mask_value
         self.generator = generator
 
-    @property
-    def input_ports(self) -> dict[str, NeuralType]:
-        """``input_spec`` (B, MEL, T) spectrograms and ``length`` (B,) valid frames."""
-        return _spectrogram_ports()
-
-    @property
-    def output_ports(self) -> dict[str, NeuralType]:
-        """``augmented_spec`` (B, MEL, T)."""
-        return {"augmented_spec": NeuralType((B, MEL, T), SpectrogramType())}
-
-    @typed
-    def forward(
-        self,
-        input_spec: torch.Tensor,
-        length: torch.Tensor,
-        generator: torch.Generator | None = None,
+    def _mask(
+        self, input_spec: torch.Tensor, length: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """Mask random bands of each item (training mode only).
-
-        Args:
-            input_spec: spectrograms.
-            length: valid frames per item.
-            generator: random source for this call; default ``self.generator``.
-
-        Returns:
-            The masked spectrograms (a new tensor), or ``input_spec`` itself in eval mode.
-
-        Shapes:
-            input_spec: (B, F, T), length: (B,) -> (B, F, T).
-        """
-        if not self.training:
-            return input_spec
-        mask = AF.spec_augment_mask(
+        return AF.spec_augment_mask(
             input_spec,
             lengths=length,
             freq_masks=self.freq_masks,
             freq_width=self.freq_width,
             time_masks=self.time_masks,
             time_width=self.time_width,
-            generator=generator if generator is not None else self.generator,
+            generator=generator,
         )
-        return input_spec.masked_fill(mask, self.mask_value)
 
 
-class SpecCutout(nn.Module):
+class SpecCutout(_SpectrogramMasking):
     """SpecCutout (DeVries and Taylor's Cutout on spectrograms): random rectangles set to 0.
 
     Args:
@@ -149,44 +168,14 @@ class SpecCutout(nn.Module):
         self.rect_freq = rect_freq
         self.generator = generator
 
-    @property
-    def input_ports(self) -> dict[str, NeuralType]:
-        """``input_spec`` (B, MEL, T) spectrograms and ``length`` (B,) valid frames."""
-        return _spectrogram_ports()
-
-    @property
-    def output_ports(self) -> dict[str, NeuralType]:
-        """``augmented_spec`` (B, MEL, T)."""
-        return {"augmented_spec": NeuralType((B, MEL, T), SpectrogramType())}
-
-    @typed
-    def forward(
-        self,
-        input_spec: torch.Tensor,
-        length: torch.Tensor,
-        generator: torch.Generator | None = None,
+    def _mask(
+        self, input_spec: torch.Tensor, length: torch.Tensor, generator: torch.Generator | None
     ) -> torch.Tensor:
-        """Zero random rectangles of each item (training mode only).
-
-        Args:
-            input_spec: spectrograms.
-            length: valid frames per item.
-            generator: random source for this call; default ``self.generator``.
-
-        Returns:
-            The masked spectrograms (a new tensor), or ``input_spec`` itself in eval mode.
-
-        Shapes:
-            input_spec: (B, F, T), length: (B,) -> (B, F, T).
-        """
-        if not self.training:
-            return input_spec
-        mask = AF.cutout_mask(
+        return AF.cutout_mask(
             input_spec,
             lengths=length,
             rect_masks=self.rect_masks,
             rect_time=self.rect_time,
             rect_freq=self.rect_freq,
-            generator=generator if generator is not None else self.generator,
+            generator=generator,
         )
-        return input_spec.masked_fill(mask, 0.0)
