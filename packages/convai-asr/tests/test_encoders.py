@@ -128,3 +128,15 @@ def test_shift_and_add_depthwise_conv_equals_grouped_conv() -> None:
     with torch.no_grad():
         fast = depthwise_conv1d_shifts(x, weight=conv.weight, bias=conv.bias, padding=15)
         assert torch.allclose(fast, conv(x), atol=1e-5)
+
+
+def test_relative_scores_view_equals_gather() -> None:
+    from convai_asr.modules.conformer import _relative_to_absolute
+
+    scores = torch.randn(2, 3, 7, 13)
+    with torch.enable_grad():
+        gathered = _relative_to_absolute(scores)
+    with torch.no_grad():
+        viewed = _relative_to_absolute(scores)
+    assert torch.equal(viewed, gathered)
+    assert gathered[1, 2, 4, 5] == scores[1, 2, 4, (7 - 1) - 4 + 5]

@@ -120,6 +120,30 @@ class _FeedForward(nn.Module):
         return self.net(x)
 
 
+def _relative_to_absolute(scores: torch.Tensor) -> torch.Tensor:
+    """Pick, for query i and key j, the score at distance index ``(T - 1) - i + j``.
+
+    In inference this is a strided view of ``scores`` (the rows of the result are diagonals of
+    the input: element (i, j) sits at offset ``(T - 1) + i * (2T - 2) + j`` of a row-major
+    (T, 2T - 1) block); with autograd, or while tracing for export, a gather.
+
+    Shapes:
+        scores: (B, H, T, 2T - 1) -> (B, H, T, T).
+    """
+    batch, heads, time, width = scores.shape
+    if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        scores = scores.contiguous()
+        return scores.as_strided(
+            (batch, heads, time, time),
+            (heads * time * width, time * width, width - 1, 1),
+            scores.storage_offset() + time - 1,
+        )
+    steps = torch.arange(time, device=scores.device)
+    index = (time - 1) - steps.unsqueeze(1) + steps.unsqueeze(0)  # (T, T)
+    index = index.expand(batch, heads, time, time)  # (T, T) -> (B, H, T, T)
+    return torch.gather(scores, dim=-1, index=index)
+
+
 class _SelfAttention(nn.Module):
     """Multi-head self-attention with key padding mask, relative or plain.
 
@@ -164,18 +188,8 @@ class _SelfAttention(nn.Module):
             positions = positions.view(-1, self.n_heads, self.d_head).permute(1, 2, 0)
             # the 1/sqrt(Dh) of the scores is applied here, on (T, Dh) rather than (T, T)
             with_v = (query + self.bias_v.unsqueeze(1)) * (1.0 / math.sqrt(self.d_head))
-            # One GEMM per head over all batch rows (larger GEMMs than B*H small ones):
-            # (B, H, T, Dh) -> (H, B, T, Dh) -> (H, B*T, Dh)
-            rows = with_v.transpose(0, 1).reshape(self.n_heads, batch * time, self.d_head)
-            scores = torch.bmm(rows, positions)  # (H, B*T, Dh) @ (H, Dh, 2T-1)
-            # (H, B*T, 2T-1) -> (H, B, T, 2T-1) -> (B, H, T, 2T-1)
-            scores = scores.view(self.n_heads, batch, time, -1).transpose(0, 1)
-            # score of query i and key j sits at distance index (T - 1) - i + j
-            steps = torch.arange(time, device=x.device)
-            index = (time - 1) - steps.unsqueeze(1) + steps.unsqueeze(0)  # (T, T)
-            index = index.expand(batch, self.n_heads, time, time)  # (T, T) -> (B, H, T, T)
-            bias = torch.gather(scores, dim=-1, index=index)  # (B, H, T, T)
-            bias = bias.masked_fill_(padding, float("-inf"))
+            scores = torch.matmul(with_v, positions)  # (B, H, T, Dh) @ (H, Dh, 2T-1)
+            bias = _relative_to_absolute(scores).masked_fill(padding, float("-inf"))
             query = query + self.bias_u.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
         else:
             bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
