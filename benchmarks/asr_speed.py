@@ -192,6 +192,21 @@ def measure_convai(name: str, *, runs: int, warmup: int, count_flops: bool, seed
 
 
 # ---------------------------------------------------------------------- NeMo side
+def _pool(entry: dict[str, Any], measured: dict[str, Any]) -> None:
+    """Add one round's measurements to ``entry``: run lists are joined, medians recomputed."""
+    if "runs" not in entry:
+        entry.update(measured)
+        return
+    for measure, timing in measured["runs"].items():
+        pooled = entry["runs"][measure]["all"] + timing["all"]
+        entry["runs"][measure] = {
+            "median": statistics.median(pooled),
+            "min": min(pooled),
+            "all": pooled,
+        }
+        entry[measure] = entry["runs"][measure]["median"]
+
+
 def run_peer(
     python: str,
     *,
@@ -320,8 +335,9 @@ def format_table(result: dict[str, Any]) -> str:
     m = result["machine"]
     settings = result["settings"]
     lines = [
-        f"ASR speed, CPU: {m['cpu']}, {m['threads']} threads, median of {settings['runs']} "
-        f"run(s) after {settings['warmup']} warm-up (seconds)",
+        f"ASR speed, CPU: {m['cpu']}, {m['threads']} threads, median of "
+        f"{settings['rounds']} round(s) x {settings['runs']} run(s), each round after "
+        f"{settings['warmup']} warm-up, convai and NeMo alternating (seconds)",
         f"load average at start {m['load_average_start']}, at end {m.get('load_average_end')}",
         f"matmul peak (2048^2 float32): convai's torch {m['torch']}: "
         f"{result['matmul_gflops']:.1f} GFLOP/s"
@@ -397,6 +413,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before those")
     parser.add_argument("--threads", type=int, default=2, help="torch/OpenMP/MKL threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="alternate convai and the peer this many times and pool the runs (default 2)",
+    )
     parser.add_argument("--quick", action="store_true", help="development: 1 run, no warm-up")
     parser.add_argument("--no-flops", action="store_true", help="skip the FLOP counting passes")
     parser.add_argument(
@@ -407,7 +429,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", metavar="OUT", type=Path, help="write the results as JSON")
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.warmup = 1, 0
+        args.runs, args.warmup, args.rounds = 1, 0, 1
     if args.runs < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("--runs and --threads must be at least 1, --warmup at least 0")
     return args
@@ -422,7 +444,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {
         "machine": machine_info(args.threads),
-        "settings": {"runs": args.runs, "warmup": args.warmup, "seed": args.seed},
+        "settings": {
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "rounds": args.rounds,
+            "seed": args.seed,
+        },
         "matmul_gflops": matmul_gflops(runs=args.runs),
         "models": {},
         "command": _command(),
@@ -434,33 +461,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cores, so times are noisy (compare ratios; rerun on a quiet machine)",
             file=sys.stderr,
         )
-    for name in args.models:
-        print(f"convai: measuring {name}", file=sys.stderr, flush=True)
-        entry = {"name": name}
-        entry.update(
-            measure_convai(
-                name,
+    # Rounds alternate convai and the peer, so that a slow spell of this shared machine falls on
+    # both sides; the runs of all rounds are pooled before the median is taken.
+    for round_index in range(args.rounds):
+        count_flops = not args.no_flops and round_index == 0
+        for name in args.models:
+            print(
+                f"convai: measuring {name} (round {round_index + 1})", file=sys.stderr, flush=True
+            )
+            measured = measure_convai(
+                name, runs=args.runs, warmup=args.warmup, count_flops=count_flops, seed=args.seed
+            )
+            entry = result["models"].setdefault(name, {"name": name})
+            _pool(entry, measured)
+        if args.peer_python:
+            peer = run_peer(
+                args.peer_python,
+                models=args.models,
                 runs=args.runs,
                 warmup=args.warmup,
-                count_flops=not args.no_flops,
+                threads=args.threads,
                 seed=args.seed,
+                count_flops=count_flops,
             )
-        )
-        result["models"][name] = entry
-    if args.peer_python:
-        peer = run_peer(
-            args.peer_python,
-            models=args.models,
-            runs=args.runs,
-            warmup=args.warmup,
-            threads=args.threads,
-            seed=args.seed,
-            count_flops=not args.no_flops,
-        )
-        result["machine"]["peer"] = {**peer["machine"], "matmul_gflops": peer["matmul_gflops"]}
-        result["machine"]["peer"]["python_path"] = args.peer_python
-        for name, measured in peer["models"].items():
-            result["models"][name]["peer"] = measured
+            if round_index == 0:
+                result["machine"]["peer"] = {
+                    **peer["machine"],
+                    "matmul_gflops": peer["matmul_gflops"],
+                    "python_path": args.peer_python,
+                }
+            for name, measured in peer["models"].items():
+                _pool(result["models"][name].setdefault("peer", {}), measured)
     result["machine"]["load_average_end"] = _load_average()
     add_derived(result)
     print(format_table(result))
