@@ -23,15 +23,9 @@ import torch
 from torch import nn
 
 from convai_asr import functional as AF
+from convai_asr.modules.encoder_ports import encoder_input_ports, encoder_output_ports
 from convai_core.types import (
-    MEL,
-    B,
-    D,
-    EncodedRepresentation,
-    Lengths,
     NeuralType,
-    SpectrogramType,
-    T,
     typed,
 )
 
@@ -313,18 +307,12 @@ class JasperEncoder(nn.Module):
     @property
     def input_ports(self) -> dict[str, NeuralType]:
         """``audio_signal`` (B, MEL=feat_in, T) spectrograms and ``length`` (B,) frames."""
-        return {
-            "audio_signal": NeuralType((B, MEL.sized(self.feat_in), T), SpectrogramType()),
-            "length": NeuralType((B,), Lengths()),
-        }
+        return encoder_input_ports(self.feat_in)
 
     @property
     def output_ports(self) -> dict[str, NeuralType]:
-        """``encoded`` (B, D, T) and ``encoded_len`` (B,)."""
-        return {
-            "encoded": NeuralType((B, D.sized(self.d_model), T), EncodedRepresentation()),
-            "encoded_len": NeuralType((B,), Lengths()),
-        }
+        """``encoded`` (B, D=d_model, T) and ``encoded_len`` (B,)."""
+        return encoder_output_ports(self.d_model)
 
     @typed
     def forward(
