@@ -13,64 +13,13 @@ import torch
 from omegaconf import OmegaConf
 
 from convai_asr.metrics.wer import word_error_rate
+from convai_asr.testing import fit_tiny
 from convai_core.models import ModelBase
 from convai_core.train import compose_config, train
-
-TINY_ENCODERS = {
-    "quartznet": {
-        "type": "jasper",
-        "blocks": [
-            {"filters": 128, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
-            {"filters": 128, "repeat": 2, "kernel": 13, "residual": True, "separable": True},
-            {"filters": 128, "repeat": 2, "kernel": 17, "residual": True, "separable": True},
-            {"filters": 192, "repeat": 1, "kernel": 1, "separable": True},
-        ],
-    },
-    "conformer": {
-        "type": "conformer",
-        "d_model": 96,
-        "n_layers": 2,
-        "n_heads": 4,
-        "conv_kernel": 15,
-        "subsampling_conv_channels": 64,
-        "dropout": 0.0,
-        "dropout_att": 0.0,
-    },
-}
-STEPS = {"quartznet": 300, "conformer": 400}
-LR = {"quartznet": 5e-3, "conformer": 2e-3}
 
 
 def _references(manifest: Path) -> list[str]:
     return [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
-
-
-def fit_tiny(kind: str, manifest: Path, exp_dir: Path, extra: list[str] = ()) -> tuple:
-    cfg = compose_config(
-        [
-            "model=asr/demo_ctc",
-            f"model.train_ds.manifest={manifest}",
-            "model.train_ds.batch_seconds=null",
-            "+model.train_ds.batch_size=10",
-            "model.spec_augment=null",
-            "model.validation_ds=null",
-            f"model.optim.lr={LR[kind]}",
-            "model.optim.sched.warmup_steps=30",
-            f"trainer.max_steps={STEPS[kind]}",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            "trainer.accelerator=cpu",
-            "trainer.log_every_n_steps=10",
-            f"exp_manager.exp_dir={exp_dir}",
-            f"exp_manager.name={kind}",
-            *extra,
-        ]
-    )
-    OmegaConf.set_struct(cfg, False)
-    cfg.model.encoder = OmegaConf.create(TINY_ENCODERS[kind])
-    result = train(cfg)
-    result.model.eval()
-    return result
 
 
 @pytest.fixture(scope="module", params=["quartznet", "conformer"])

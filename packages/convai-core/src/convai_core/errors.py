@@ -40,3 +40,7 @@ class PretrainedError(ConvaiError):
 
 class NeuralTypeError(ConvaiError):
     """Two connected ports, or a tensor and its port, disagree on axes or element kind."""
+
+
+class ExportError(ConvaiError):
+    """A model cannot be exported to a format, or its export differs from the eager model."""

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     import pytorch_lightning as pl
 
     from convai_asr.text.tokenizers import Tokenizer
+    from convai_core.export_spec import ExportSpec
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,22 @@ class CTCModel(ModelBase):
             collate_fn=collate_audio_text,
             num_workers=int(c.get("num_workers", 0)),
         )
+
+    # ------------------------------------------------------------------ export
+    def export_spec(
+        self, *, preprocessor: bool = True, verify_audio: Sequence[str | Path] | None = None
+    ) -> ExportSpec:
+        """The inference path for export targets (``model.export(path, format=...)``).
+
+        Args:
+            preprocessor: put the mel preprocessor in the exported graph (inputs: waveforms);
+                ``False`` exports from mel features (TensorRT has no STFT).
+            verify_audio: real recordings to verify exports with (default: pocketsphinx-testdata
+                if installed, else speech synthesized by espeak-ng).
+        """
+        from convai_asr.export import ctc_export_spec
+
+        return ctc_export_spec(self, preprocessor=preprocessor, verify_audio=verify_audio)
 
     # ------------------------------------------------------------------ transcription
     @torch.inference_mode()

@@ -188,13 +188,19 @@ class _SelfAttention(nn.Module):
         else:
             bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
             bias = bias.masked_fill(padding, float("-inf"))
-        context = F.scaled_dot_product_attention(
-            query,
-            key,
-            value,
-            attn_mask=bias,
-            dropout_p=self.dropout_att if self.training else 0.0,
-        )
+        if torch.compiler.is_compiling():
+            # export / compile: the attention written out, as torch.export's decomposition of
+            # scaled_dot_product_attention gives its output strides that a later view rejects
+            scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(self.d_head))
+            context = torch.matmul(torch.softmax(scores + bias, dim=-1), value)
+        else:
+            context = F.scaled_dot_product_attention(
+                query,
+                key,
+                value,
+                attn_mask=bias,
+                dropout_p=self.dropout_att if self.training else 0.0,
+            )
         # (B, H, T, Dh) -> (B, T, H, Dh) -> (B, T, D)
         context = context.transpose(1, 2).reshape(batch, time, d_model)
         return self.out(context)

@@ -22,12 +22,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convai_core import archive
-from convai_core.errors import ArchiveError, ConfigError, UnknownKeyError
+from convai_core.errors import ArchiveError, ConfigError, ExportError, UnknownKeyError
 from convai_core.optim import build_optimizer, build_scheduler, parse_optim_config
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
+    from convai_core.export_spec import ExportSpec
     from convai_core.registry import Entry
     from convai_core.types import NeuralType
 
@@ -75,6 +76,54 @@ class ModelBase(pl.LightningModule):
     def output_ports(self) -> Mapping[str, NeuralType]:
         """Outputs of :meth:`forward` and their neural types (empty when undeclared)."""
         return {}
+
+    # ------------------------------------------------------------------ export
+    def export_spec(self, **options: Any) -> ExportSpec:
+        """What export targets need: a plain module, its ports and inputs to verify with.
+
+        The default exports :meth:`forward` as it is, checked on random inputs shaped by the
+        declared ports (:func:`~convai_core.export_spec.generic_spec`). Models override this to
+        export their inference path and to add real inputs (an ASR model takes
+        ``preprocessor=False`` to export from features, ``verify_audio=[paths]``).
+
+        Raises:
+            ExportError: the model declares no ports, or gets options it does not know.
+        """
+        from convai_core.export_spec import generic_spec
+
+        if options:
+            raise ExportError(
+                f"{type(self).__name__} takes no export options; got {sorted(options)}"
+            )
+        if not self.input_ports:
+            raise ExportError(
+                f"{type(self).__name__} ({self.cfg.get('name', '?')}) does not support export: "
+                "it declares no input_ports; declare its ports or override export_spec()."
+            )
+        return generic_spec(self)
+
+    def export(self, output: str | os.PathLike[str], format: str = "onnx", **options: Any) -> Any:
+        """Export the model to ``format`` at ``output``, verified against this eager model.
+
+        ``format`` is a key of the ``export_targets`` registry (``convai export --help`` lists
+        them; convai-export provides ``onnx``, ``torchscript``, ``checkpoint``, ``trt-onnx``,
+        ``triton`` and ``asr-bundle``). ``options`` go to the target (``opset``, ``fp16``,
+        ``tolerance``...) and to :meth:`export_spec`.
+
+        Returns:
+            the target's report (paths written, the verification's maximum differences).
+
+        Raises:
+            ExportError: the format cannot hold this model, or the export failed verification.
+        """
+        from convai_core.registry import get_registries
+
+        targets = get_registries().export_targets
+        if format not in targets:
+            known = ", ".join(entry.key for entry in targets) or "none: install convai-export"
+            raise ExportError(f"unknown export format {format!r}; known formats: {known}")
+        target = targets.load(format)
+        return target(self, output, **options)
 
     # ------------------------------------------------------------------ data
     def build_dataloader(self, data_cfg: DictConfig, split: str) -> DataLoader | None:

@@ -1,0 +1,173 @@
+"""An exported ASR bundle: ``bundle.json`` + ``model.onnx`` (+ ``filterbank.npy``,
+``window.npy`` when the features are computed outside the graph), run with onnxruntime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convai_export.runtime import decode
+from convai_export.runtime.audio import audio_duration, read_audio
+from convai_export.runtime.features import mel_features
+
+BUNDLE_FORMAT = 1
+
+
+class RuntimeBundleError(ValueError):
+    """A bundle folder is missing a file or holds settings this runtime cannot use."""
+
+
+def expand_inputs(items: Sequence[str | Path]) -> list[str]:
+    """Audio paths from paths and JSON-lines manifests (``audio_filepath``, relative to it)."""
+    paths: list[str] = []
+    for item in items:
+        if str(item).endswith((".json", ".jsonl")):
+            manifest = Path(item)
+            for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    audio = Path(json.loads(line)["audio_filepath"])
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise RuntimeBundleError(
+                        f"{manifest}:{number}: not a manifest line with audio_filepath ({exc})"
+                    ) from exc
+                paths.append(str(audio if audio.is_absolute() else manifest.parent / audio))
+        else:
+            paths.append(str(item))
+    return paths
+
+
+class Bundle:
+    """A loaded bundle.
+
+    Args:
+        path: the bundle folder (written by ``convai export --format asr-bundle``).
+        threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        meta_path = self.path / "bundle.json"
+        if not meta_path.is_file():
+            raise RuntimeBundleError(
+                f"{self.path} is not an ASR bundle: it has no bundle.json; export one with "
+                "`convai export --format asr-bundle`"
+            )
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        if self.meta.get("bundle_format") != BUNDLE_FORMAT:
+            raise RuntimeBundleError(
+                f"{meta_path}: bundle_format {self.meta.get('bundle_format')!r} is not "
+                f"{BUNDLE_FORMAT}; use the convai-export version that wrote it"
+            )
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(
+            str(self.path / self.meta["graph"]), options, providers=["CPUExecutionProvider"]
+        )
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.sample_rate = int(self.meta["sample_rate"])
+        self.tokens: list[str] = list(self.meta["tokens"])
+        self.blank_id = int(self.meta["blank_id"])
+        self.kind = str(self.meta["tokenizer"])
+        self.frame_shift_s = float(self.meta["frame_shift_s"])
+        self.filterbank = self.window = None
+        if not self.meta["includes_preprocessor"]:
+            self.filterbank = np.load(self.path / "filterbank.npy", allow_pickle=False)
+            self.window = np.load(self.path / "window.npy", allow_pickle=False)
+
+    # ------------------------------------------------------------------ graph
+    def log_probs(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-frame log-probabilities of each waveform, trimmed to its length.
+
+        Shapes:
+            waves: items (T_i,) -> items (T'_i, V)
+        """
+        lengths = np.array([w.shape[0] for w in waves], dtype=np.int64)
+        batch = np.zeros((len(waves), int(lengths.max())), dtype=np.float32)
+        for i, w in enumerate(waves):
+            batch[i, : w.shape[0]] = w
+        signal, signal_len = batch, lengths
+        if not self.meta["includes_preprocessor"]:
+            signal, signal_len = mel_features(
+                batch, lengths, self.meta["preprocessor"], self.filterbank, self.window
+            )
+        log_probs, out_len = self.session.run(
+            None, dict(zip(self.input_names, (signal, signal_len), strict=True))
+        )
+        return [log_probs[i, : int(out_len[i])] for i in range(len(waves))]
+
+    def _long(self, path: str, duration: float, batch_size: int, chunk: float, overlap: float):
+        context, region = overlap / 2, chunk - overlap
+        if region <= 0:
+            raise ValueError("chunk_seconds must be larger than overlap_seconds")
+        shift = self.frame_shift_s
+        starts = [k * region for k in range(int(duration // region) + 1) if k * region < duration]
+        kept = []
+        for first in range(0, len(starts), batch_size):
+            windows, offsets, regions = [], [], []
+            for start in starts[first : first + batch_size]:
+                begin = max(0.0, start - context)
+                end = min(duration, start + region + context)
+                windows.append(read_audio(path, self.sample_rate, begin, end - begin))
+                offsets.append(begin)
+                regions.append((start, min(duration, start + region)))
+            for lp, begin, (r_start, r_end) in zip(
+                self.log_probs(windows), offsets, regions, strict=True
+            ):
+                kept.append(lp[round((r_start - begin) / shift) : round((r_end - begin) / shift)])
+        return np.concatenate(kept, axis=0)
+
+    def _result(self, path: str, log_probs: np.ndarray, duration: float) -> dict[str, Any]:
+        ids, frames = decode.greedy(log_probs, self.blank_id)
+        words = decode.words(ids, frames, self.tokens, self.kind, self.frame_shift_s)
+        for word in words:
+            word["end"] = round(min(word["end"], duration), 3)
+            word["start"] = round(min(word["start"], word["end"]), 3)
+        return {
+            "audio_filepath": path,
+            "text": decode.detokenize(ids, self.tokens, self.kind),
+            "words": words,
+        }
+
+    # ------------------------------------------------------------------ files
+    def transcribe(
+        self,
+        audio: str | Path | Sequence[str | Path],
+        *,
+        batch_size: int = 8,
+        chunk_seconds: float | None = None,
+        overlap_seconds: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Transcribe files (or manifests): one ``{"audio_filepath", "text", "words"}`` each.
+
+        Short files are batched by duration; files longer than ``chunk_seconds`` (default the
+        bundle's, 30 s) are run in windows overlapping by ``overlap_seconds``.
+        """
+        settings = self.meta.get("transcribe", {})
+        chunk = float(chunk_seconds or settings.get("chunk_seconds", 30.0))
+        overlap = float(overlap_seconds or settings.get("overlap_seconds", 4.0))
+        paths = expand_inputs([audio] if isinstance(audio, str | Path) else list(audio))
+        durations = [audio_duration(p) for p in paths]
+        results: list[dict[str, Any] | None] = [None] * len(paths)
+        short = sorted(
+            (i for i, d in enumerate(durations) if d <= chunk), key=durations.__getitem__
+        )
+        for first in range(0, len(short), batch_size):
+            group = short[first : first + batch_size]
+            waves = [read_audio(paths[i], self.sample_rate) for i in group]
+            for i, lp in zip(group, self.log_probs(waves), strict=True):
+                results[i] = self._result(paths[i], lp, durations[i])
+        for i, d in enumerate(durations):
+            if d > chunk:
+                lp = self._long(paths[i], d, batch_size, chunk, overlap)
+                results[i] = self._result(paths[i], lp, d)
+        return [r for r in results if r is not None]
