@@ -215,16 +215,18 @@ def run_peer(
     warmup: int,
     threads: int,
     seed: int,
-    count_flops: bool,
+    count_flops: bool | None,
+    script: Path = PEER_SCRIPT,
 ) -> dict[str, Any]:
-    """Run ``peers/nemo_asr_speed.py`` under ``python`` and return its JSON result.
+    """Run ``script`` (default ``peers/nemo_asr_speed.py``) under ``python`` and return its JSON
+    result (``count_flops=None``: the script takes no ``--no-flops``).
 
     Its progress lines (``peer: ...``) are echoed; the rest of its stderr (NeMo's warnings) is kept
     and shown only if it fails.
     """
-    cmd = [python, str(PEER_SCRIPT), "--runs", str(runs), "--warmup", str(warmup)]
+    cmd = [python, str(script), "--runs", str(runs), "--warmup", str(warmup)]
     cmd += ["--threads", str(threads), "--seed", str(seed), "--models", *models]
-    cmd += [] if count_flops else ["--no-flops"]
+    cmd += [] if count_flops or count_flops is None else ["--no-flops"]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     tail: collections.deque[str] = collections.deque(maxlen=40)

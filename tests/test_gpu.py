@@ -14,16 +14,27 @@ pytestmark = pytest.mark.gpu
 
 @pytest.mark.parametrize("precision", ["16-mixed", "bf16-mixed"])
 def test_amp_training_on_cuda(precision: str, tmp_path: Path) -> None:
-    code = main(["model=core/mlp_classifier", "trainer.accelerator=gpu", "trainer.devices=1",
-                 f"trainer.precision={precision}", "trainer.max_epochs=3",
-                 "trainer.enable_progress_bar=false", f"exp_manager.exp_dir={tmp_path}"])
+    code = main(
+        [
+            "model=core/mlp_classifier",
+            "trainer.accelerator=gpu",
+            "trainer.devices=1",
+            f"trainer.precision={precision}",
+            "trainer.max_epochs=3",
+            "trainer.enable_progress_bar=false",
+            f"exp_manager.exp_dir={tmp_path}",
+        ]
+    )
     assert code == 0
     run = tmp_path / "core_mlp_classifier" / "version_0"
     assert json.loads((run / "events.jsonl").read_text().splitlines()[-1])["global_step"] == 96
     rows = (run / "csv" / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")
-    accuracy = [float(r.split(",")[header.index("val_accuracy")]) for r in rows[1:]
-                if r.split(",")[header.index("val_accuracy")]]
+    accuracy = [
+        float(r.split(",")[header.index("val_accuracy")])
+        for r in rows[1:]
+        if r.split(",")[header.index("val_accuracy")]
+    ]
     assert accuracy[-1] > 0.8
 
 

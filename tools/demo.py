@@ -117,6 +117,18 @@ def main() -> int:
                 f"    [{name.split(':')[0]}] {ref}\n    {'':>{len(name.split(':')[0]) + 2}} -> {hyp}"
             )
     print(f"  model archive: {archive}")
+    # deployment: an ASR bundle for the torch-free runtime, verified against the model on the
+    # real recordings (its transcripts must be the model's, or nothing is written)
+    bundle = OUT / "asr_bundle"
+    recordings = [
+        json.loads(line)["audio_filepath"] for line in ps_manifest.read_text().splitlines()
+    ]
+    report = model.export(bundle, format="asr-bundle", force=True, verify_audio=recordings)
+    print(
+        f"  exported {bundle} (onnxruntime max |diff| {report.max_abs_diff:.1e}; "
+        f"{report.notes[-1]}); try: python -m convai_export.runtime transcribe --bundle {bundle} "
+        f"{recordings[0]}"
+    )
     results = {name: {"utterances": n, "wer": wer, "cer": cer} for name, n, wer, cer, _ in rows}
     (OUT / "demo_results.json").write_text(
         json.dumps(

@@ -95,6 +95,23 @@ def test_tiny_conformer_batched_equals_single(pos_encoding: str) -> None:
     assert out.shape == (2, 32, 11) and out_len.tolist() == [11, 2]
 
 
+def test_conformer_inference_paths_equal_the_training_path() -> None:
+    """The no-grad fast paths (strided relative scores, shift-and-add depthwise conv, fused
+    attention) give what the autograd / export paths give."""
+    torch.manual_seed(0)
+    encoder = ConformerEncoder(
+        16, d_model=32, n_layers=2, n_heads=4, conv_kernel=7, subsampling_conv_channels=8
+    ).eval()
+    x, lengths = torch.randn(3, 16, 57), torch.tensor([57, 40, 23])
+    with torch.no_grad():
+        fast, fast_len = encoder(x, lengths)
+    with torch.enable_grad():
+        slow, slow_len = encoder(x, lengths)
+    assert torch.equal(fast_len, slow_len)
+    valid = torch.arange(fast.shape[-1]) < fast_len[:, None]  # (B, T')
+    assert torch.allclose(fast * valid[:, None], slow.detach() * valid[:, None], atol=1e-5)
+
+
 def test_errors() -> None:
     with pytest.raises(ValueError, match="multiple of 5"):
         quartznet_blocks(7, 5)
@@ -128,6 +145,50 @@ def test_shift_and_add_depthwise_conv_equals_grouped_conv() -> None:
     with torch.no_grad():
         fast = depthwise_conv1d_shifts(x, weight=conv.weight, bias=conv.bias, padding=15)
         assert torch.allclose(fast, conv(x), atol=1e-5)
+
+
+@pytest.mark.parametrize(("stride", "dilation"), [(1, 1), (2, 1), (1, 2), (2, 3)])
+def test_depthwise_shift_and_2d_forms_equal_conv1d(stride: int, dilation: int) -> None:
+    from convai_asr.functional import depthwise_conv1d_as_2d, depthwise_conv1d_shifts
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(
+        6, 6, 7, stride=stride, dilation=dilation, padding=3 * dilation, groups=6
+    )
+    x = torch.randn(2, 6, 40)
+    with torch.no_grad():
+        reference = conv(x)
+        shifted = depthwise_conv1d_shifts(
+            x, weight=conv.weight, bias=conv.bias, padding=3 * dilation, stride=stride,
+            dilation=dilation,
+        )  # fmt: skip
+        as_2d = depthwise_conv1d_as_2d(x, conv)
+    assert shifted.shape == reference.shape == as_2d.shape
+    assert torch.allclose(shifted, reference, atol=1e-5)
+    assert torch.allclose(as_2d, reference, atol=1e-5)
+
+
+def test_quartznet_inference_path_equals_the_training_path() -> None:
+    torch.manual_seed(0)
+    blocks = [
+        {"filters": 16, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
+        {"filters": 16, "repeat": 3, "kernel": 13, "residual": True, "separable": True},
+        {"filters": 24, "repeat": 1, "kernel": 9, "dilation": 2, "separable": True},
+        {"filters": 24, "repeat": 2, "kernel": 5, "residual": True},
+        {"filters": 32, "repeat": 1, "kernel": 1, "separable": True},
+    ]
+    encoder = JasperEncoder(8, blocks).eval()
+    for module in encoder.modules():  # trained-looking statistics, so BatchNorm is not identity
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    x, lengths = torch.randn(3, 8, 61), torch.tensor([61, 44, 20])
+    with torch.no_grad():
+        fast, fast_len = encoder(x, lengths)
+    with torch.enable_grad():
+        slow, slow_len = encoder(x, lengths)
+    assert torch.equal(fast_len, slow_len)
+    assert torch.allclose(fast, slow.detach(), atol=1e-5)
 
 
 def test_relative_scores_view_equals_gather() -> None:

@@ -80,11 +80,8 @@ def _staged(output: str | os.PathLike[str], *, force: bool, folder: bool) -> Ite
     target = stage if folder else stage / output.name
     try:
         yield target
-        if output.exists():
-            if output.is_dir() and not output.is_symlink():
-                shutil.rmtree(output)
-            else:
-                output.unlink()
+        if output.is_dir() and not output.is_symlink():
+            shutil.rmtree(output)  # a folder cannot be replaced in one step; a file can
         os.replace(target, output)
     finally:
         if stage.exists():

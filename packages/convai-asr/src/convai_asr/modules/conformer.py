@@ -117,9 +117,13 @@ class _FeedForward(nn.Module):
 def _relative_to_absolute(scores: torch.Tensor) -> torch.Tensor:
     """Pick, for query i and key j, the score at distance index ``(T - 1) - i + j``.
 
-    In inference this is a strided view of ``scores`` (the rows of the result are diagonals of
-    the input: element (i, j) sits at offset ``(T - 1) + i * (2T - 2) + j`` of a row-major
-    (T, 2T - 1) block); with autograd, or while tracing for export, a gather.
+    In eager inference this is a strided view of ``scores`` (the rows of the result are diagonals
+    of the input: element (i, j) sits at offset ``(T - 1) + i * (2T - 2) + j`` of a row-major
+    (T, 2T - 1) block). With autograd, or while tracing for export, the same elements are reached
+    by shape operations only: one zero column is put in front of each row, the (T, 2T) block is
+    read as 2T rows of T, its first row dropped, and the rest read as (T, 2T - 1): element (i, j)
+    of that, for j < T, is the input's (i, T - 1 - i + j). Copies and reshapes are cheaper than a
+    gather with a (B, H, T, T) index, in backward and in ONNX runtimes.
 
     Shapes:
         scores: (B, H, T, 2T - 1) -> (B, H, T, T).
@@ -132,10 +136,18 @@ def _relative_to_absolute(scores: torch.Tensor) -> torch.Tensor:
             (heads * time * width, time * width, width - 1, 1),
             scores.storage_offset() + time - 1,
         )
-    steps = torch.arange(time, device=scores.device)
-    index = (time - 1) - steps.unsqueeze(1) + steps.unsqueeze(0)  # (T, T)
-    index = index.expand(batch, heads, time, time)  # (T, T) -> (B, H, T, T)
-    return torch.gather(scores, dim=-1, index=index)
+    return _shift_zero_led(F.pad(scores, (1, 0)))  # (B, H, T, 2T - 1) -> (B, H, T, 2T)
+
+
+def _shift_zero_led(padded: torch.Tensor) -> torch.Tensor:
+    """:func:`_relative_to_absolute` of scores that already have the zero column in front.
+
+    Shapes:
+        padded: (B, H, T, 2T) -> (B, H, T, T).
+    """
+    batch, heads, time, width = padded.shape
+    shifted = padded.reshape(batch, heads, width, time)[:, :, 1:]  # (B, H, 2T - 1, T)
+    return shifted.reshape(batch, heads, time, width - 1)[..., :time]  # (B, H, T, T)
 
 
 class _SelfAttention(nn.Module):
@@ -182,8 +194,13 @@ class _SelfAttention(nn.Module):
             positions = positions.view(-1, self.n_heads, self.d_head).permute(1, 2, 0)
             # the 1/sqrt(Dh) of the scores is applied here, on (T, Dh) rather than (T, T)
             with_v = (query + self.bias_v.unsqueeze(1)) * (1.0 / math.sqrt(self.d_head))
-            scores = torch.matmul(with_v, positions)  # (B, H, T, Dh) @ (H, Dh, 2T-1)
-            bias = _relative_to_absolute(scores).masked_fill(padding, float("-inf"))
+            if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+                scores = torch.matmul(with_v, positions)  # (B, H, T, Dh) @ (H, Dh, 2T-1)
+                shifted = _relative_to_absolute(scores)  # a strided view
+            else:  # a zero position first: its zero scores column saves padding (B, H, T, 2T)
+                positions = F.pad(positions, (1, 0))  # (H, Dh, 2T - 1) -> (H, Dh, 2T)
+                shifted = _shift_zero_led(torch.matmul(with_v, positions))
+            bias = shifted.masked_fill(padding, float("-inf"))
             query = query + self.bias_u.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
         else:
             bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
@@ -230,9 +247,11 @@ class _ConvModule(nn.Module):
         x = self.norm(x).transpose(1, 2)  # (B, T, D) -> (B, D, T)
         x = F.glu(self.pointwise_in(x), dim=1)  # (B, 2D, T) -> (B, D, T)
         x = x.masked_fill(key_padding.unsqueeze(1), 0.0)  # (B, T) -> (B, 1, T)
-        if torch.is_grad_enabled():
+        if torch.compiler.is_compiling():  # exported graphs: one (1, K) Conv op
+            x = AF.depthwise_conv1d_as_2d(x, self.depthwise)
+        elif torch.is_grad_enabled():
             x = self.depthwise(x)
-        else:  # inference: the shift-and-add form is several times faster on CPU
+        else:  # eager inference: the shift-and-add form is several times faster on CPU
             x = AF.depthwise_conv1d_shifts(
                 x,
                 weight=self.depthwise.weight,

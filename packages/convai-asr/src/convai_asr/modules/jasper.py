@@ -116,16 +116,44 @@ class MaskedConv1d(nn.Module):
             dilation=self.conv.dilation[0],
         )
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero the padding frames, convolve, and return the new lengths.
 
+        ``valid`` is the (B, 1, T) float mask of ``lengths`` when the caller has it already (a
+        block computes it once for all its sub-blocks).
+
         Shapes:
-            x: (B, C_in, T), lengths: (B,) -> (B, C_out, T'), (B,).
+            x: (B, C_in, T), lengths: (B,), valid: (B, 1, T) -> (B, C_out, T'), (B,).
         """
         if self.conv.kernel_size[0] > 1:
-            valid = AF.lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1)  # (B, T) -> (B, 1, T)
-            x = x * valid.to(x.dtype)
-        return self.conv(x), self.output_lengths(lengths)
+            if valid is None:
+                valid = frame_mask(lengths, x)
+            x = x * valid
+        conv = self.conv
+        if conv.groups == 1 or conv.groups != conv.in_channels:
+            return conv(x), self.output_lengths(lengths)
+        # depthwise: the fastest form for where it runs (the same values in each)
+        if torch.compiler.is_compiling():  # exported graphs
+            out = AF.depthwise_conv1d_as_2d(x, conv)
+        elif not torch.is_grad_enabled() and conv.out_channels == conv.in_channels:
+            out = AF.depthwise_conv1d_shifts(  # eager inference
+                x,
+                weight=conv.weight,
+                bias=conv.bias,
+                padding=self.padding,
+                stride=conv.stride[0],
+                dilation=conv.dilation[0],
+            )
+        else:
+            out = conv(x)
+        return out, self.output_lengths(lengths)
+
+
+def frame_mask(lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """1.0 on the valid frames of ``x``, 0.0 on the padding. Shapes: (B,), (B, C, T) -> (B, 1, T)."""
+    return AF.lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1).to(x.dtype)
 
 
 class _SubBlock(nn.Module):
@@ -155,8 +183,10 @@ class _SubBlock(nn.Module):
             self.pointwise = nn.Identity()
         self.norm = nn.BatchNorm1d(out_channels, eps=1e-3, momentum=0.1)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x, lengths = self.time_conv(x, lengths)
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        x, lengths = self.time_conv(x, lengths, valid)
         return self.norm(self.pointwise(x)), lengths
 
 
@@ -229,8 +259,14 @@ class JasperBlock(nn.Module):
         """
         out, out_lengths = x, lengths
         last = len(self.sub_blocks) - 1
+        valid: torch.Tensor | None = None  # the mask of out_lengths, once per time resolution
         for index, sub_block in enumerate(self.sub_blocks):
-            out, out_lengths = sub_block(out, out_lengths)
+            if valid is None or valid.shape[-1] != out.shape[-1]:
+                valid = frame_mask(out_lengths, out)
+            out, new_lengths = sub_block(out, out_lengths, valid)
+            if new_lengths is not out_lengths:
+                valid = None
+            out_lengths = new_lengths
             if index == last and self.residual is not None:
                 res_conv, res_norm = self.residual
                 shortcut, _ = res_conv(x, lengths)
