@@ -95,21 +95,46 @@ def test_tiny_conformer_batched_equals_single(pos_encoding: str) -> None:
     assert out.shape == (2, 32, 11) and out_len.tolist() == [11, 2]
 
 
-def test_conformer_inference_paths_equal_the_training_path() -> None:
-    """The no-grad fast paths (strided relative scores, shift-and-add depthwise conv, fused
-    attention) give what the autograd / export paths give."""
+@pytest.mark.parametrize("pos_encoding", ["rel", "abs"])
+def test_conformer_inference_paths_equal_the_training_path(pos_encoding: str) -> None:
+    """The eager inference paths (patch-matmul subsampling in batch groups, strided relative
+    scores, (B, T, D) convolution module with BatchNorm folded into shift-and-add taps, no masks
+    for an unpadded batch) give what the autograd path gives."""
     torch.manual_seed(0)
     encoder = ConformerEncoder(
-        16, d_model=32, n_layers=2, n_heads=4, conv_kernel=7, subsampling_conv_channels=8
-    ).eval()
-    x, lengths = torch.randn(3, 16, 57), torch.tensor([57, 40, 23])
+        16, d_model=32, n_layers=2, n_heads=4, conv_kernel=7, subsampling_conv_channels=8,
+        pos_encoding=pos_encoding,
+    ).eval()  # fmt: skip
+    for module in encoder.modules():  # trained-looking statistics, so BatchNorm is not identity
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 16, 57)
+    for lengths, chunk_bytes in ((torch.tensor([57, 40, 23]), 16 << 20), (None, 1)):
+        lengths = torch.full((3,), 57) if lengths is None else lengths  # unpadded, one by one
+        encoder.subsampling.chunk_bytes = chunk_bytes
+        with torch.no_grad():
+            fast, fast_len = encoder(x, lengths)
+        with torch.enable_grad():
+            slow, slow_len = encoder(x, lengths)
+        assert torch.equal(fast_len, slow_len)
+        valid = torch.arange(fast.shape[-1]) < fast_len[:, None]  # (B, T')
+        assert torch.allclose(fast * valid[:, None], slow.detach() * valid[:, None], atol=1e-5)
+
+
+def test_depthwise_shifts_channels_last() -> None:
+    from convai_asr.functional import depthwise_conv1d_shifts
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 6, 5, padding=2, groups=6)
+    x = torch.randn(2, 6, 30)
     with torch.no_grad():
-        fast, fast_len = encoder(x, lengths)
-    with torch.enable_grad():
-        slow, slow_len = encoder(x, lengths)
-    assert torch.equal(fast_len, slow_len)
-    valid = torch.arange(fast.shape[-1]) < fast_len[:, None]  # (B, T')
-    assert torch.allclose(fast * valid[:, None], slow.detach() * valid[:, None], atol=1e-5)
+        out = depthwise_conv1d_shifts(
+            x.transpose(1, 2), weight=conv.weight, bias=conv.bias, padding=2, channels_last=True
+        )
+        assert torch.allclose(out.transpose(1, 2), conv(x), atol=1e-5)
 
 
 def test_errors() -> None:

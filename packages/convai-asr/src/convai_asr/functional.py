@@ -143,7 +143,11 @@ def power_spectrogram(
         return_complex=True,
     )
     parts = torch.view_as_real(spectrum)  # (B, F, T) complex -> (B, F, T, 2) real
-    power = parts.pow(2).sum(dim=-1)  # (B, F, T, 2) -> (B, F, T)
+    if torch.compiler.is_compiling():  # exported graphs: one Pow and one ReduceSum
+        power = parts.pow(2).sum(dim=-1)  # (B, F, T, 2) -> (B, F, T)
+    else:  # re * re + im * im: about 6x faster on CPU than the reduction over a size-2 axis
+        real, imag = parts[..., 0], parts[..., 1]  # 2 x (B, F, T)
+        power = torch.addcmul(real * real, imag, imag)
     if mag_power == 2.0:
         return power
     return power.clamp_min(1e-20).pow(mag_power / 2.0)  # clamp: finite gradient at 0
@@ -392,6 +396,7 @@ def depthwise_conv1d_shifts(
     padding: int,
     stride: int = 1,
     dilation: int = 1,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """Depthwise 1-D convolution as a sum of shifted, channel-scaled copies of the input.
 
@@ -400,21 +405,38 @@ def depthwise_conv1d_shifts(
     inference (each of the K shifts would be kept for backward); exported graphs use
     :func:`depthwise_conv1d_as_2d` instead (K slices would be K graph operations).
 
+    Args:
+        channels_last: ``x`` is (B, T, C) instead of (B, C, T), and so is the result.
+
     Shapes:
-        x: (B, C, T), weight: (C, 1, K), bias: (C,)
-        -> (B, C, (T + 2 * padding - dilation * (K - 1) - 1) // stride + 1).
+        x: (B, C, T) or, with ``channels_last``, (B, T, C); weight: (C, 1, K), bias: (C,)
+        -> (B, C, T') or (B, T', C) with
+        ``T' = (T + 2 * padding - dilation * (K - 1) - 1) // stride + 1``.
     """
-    kernel = weight.shape[-1]
-    padded = F.pad(x, (padding, padding))  # (B, C, T) -> (B, C, T + 2P)
-    length = (padded.shape[-1] - dilation * (kernel - 1) - 1) // stride + 1
+    channels, kernel = weight.shape[0], weight.shape[-1]
+    if channels_last:
+        padded = F.pad(x, (0, 0, padding, padding))  # (B, T, C) -> (B, T + 2P, C)
+        time_dim = 1
+        taps = weight.view(channels, kernel).t().contiguous()  # (C, 1, K) -> (K, C)
+        bias_shape: tuple[int, ...] = (1, 1, channels)
+    else:
+        padded = F.pad(x, (padding, padding))  # (B, C, T) -> (B, C, T + 2P)
+        time_dim = 2
+        taps = weight.view(1, channels, kernel, 1).movedim(2, 0)  # (C, 1, K) -> (K, 1, C, 1)
+        bias_shape = (1, channels, 1)
+    length = (padded.shape[time_dim] - dilation * (kernel - 1) - 1) // stride + 1
     span = (length - 1) * stride + 1
-    taps = weight.view(1, weight.shape[0], kernel, 1)  # (C, 1, K) -> (1, C, K, 1)
-    out = padded[..., 0:span:stride] * taps[:, :, 0]
+
+    def shifted(start: int) -> torch.Tensor:
+        if channels_last:
+            return padded[:, start : start + span : stride]
+        return padded[..., start : start + span : stride]
+
+    out = shifted(0) * taps[0]
     for k in range(1, kernel):
-        start = k * dilation
-        out = out.addcmul_(padded[..., start : start + span : stride], taps[:, :, k])
+        out = out.addcmul_(shifted(k * dilation), taps[k])
     if bias is not None:
-        out = out + bias.view(1, -1, 1)  # (C,) -> (1, C, 1)
+        out = out + bias.view(bias_shape)
     return out
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convai_asr import functional as AF
+from convai_asr.modules.dropout import Dropout, dropout
 from convai_asr.modules.encoder_ports import encoder_input_ports, encoder_output_ports
 from convai_core.types import (
     NeuralType,
@@ -72,29 +73,104 @@ class ConvSubsampling(nn.Module):
     def _stage_lengths(lengths: torch.Tensor) -> torch.Tensor:
         return AF.conv_output_lengths(lengths, kernel_size=3, stride=2, padding=1)
 
+    # Inference runs the batch in groups whose first conv2d output stays under this many bytes:
+    # the (B, C, T/2, F/2) map is the largest tensor of the model (113 MB for 8 x 10 s), and in
+    # pieces it stays in cache and is reused by the allocator instead of being faulted in anew.
+    chunk_bytes = 16 << 20
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Subsample time (and frequency) by 4.
 
         Shapes:
             x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
         """
-        # channels-last convolutions run about twice as fast on CPU (oneDNN) and no slower on GPU
-        x = x.unsqueeze(1).contiguous(
-            memory_format=torch.channels_last
-        )  # (B, T, F) -> (B, 1, T, F)
+        if torch.compiler.is_compiling():  # exported graphs: two Conv ops
+            return self._forward_convs(x, lengths)
+        if torch.is_grad_enabled():
+            return self._forward_eager(x, lengths)
+        batch, time, freq = x.shape
+        item_bytes = ((time + 1) // 2) * ((freq + 1) // 2) * self.conv1.out_channels
+        group = max(1, self.chunk_bytes // (item_bytes * x.element_size()))
+        if group >= batch:
+            return self._forward_eager(x, lengths)
+        parts = [
+            self._forward_eager(x[start : start + group], lengths[start : start + group])
+            for start in range(0, batch, group)
+        ]
+        return torch.cat([out for out, _ in parts]), torch.cat([length for _, length in parts])
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """The output linear layer on channels-last conv2d maps, without reordering them.
+
+        The layer's weight is laid out for (C, F) flattened features, as in NeMo; the map's
+        memory is (B, T, F, C), so the weight's columns are reordered instead (a 2.5 MB copy
+        rather than one of the 28 MB activations).
+
+        Shapes:
+            x: (B, C, T, F) -> (B, T, d_model).
+        """
+        batch, channels, time, freq = x.shape
+        x = x.permute(0, 2, 3, 1).reshape(batch, time, freq * channels)  # (B, T, F * C)
+        # (D, C * F) -> (D, C, F) -> (D, F, C) -> (D, F * C)
+        weight = self.out.weight.view(-1, channels, freq).transpose(1, 2)
+        weight = weight.reshape(-1, freq * channels)
+        return F.linear(x, weight, self.out.bias)
+
+    def _forward_eager(
+        self, x: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first conv2d (one input channel) as a matmul of 3x3 patches, which writes its
+        output channels-last directly and runs about twice as fast on CPU as the oneDNN kernel;
+        the second conv2d then runs on channels-last maps, where oneDNN is also faster.
+
+        Shapes:
+            x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
+        """
+        batch, time, freq = x.shape
+        valid = AF.lengths_to_mask(lengths, time)  # (B, T)
+        x = x * valid.unsqueeze(-1).to(x.dtype)  # (B, T) -> (B, T, 1)
+        padded = F.pad(x, (1, 1, 1, 1))  # (B, T, F) -> (B, T + 2, F + 2)
+        out_time, out_freq = (time - 1) // 2 + 1, (freq - 1) // 2 + 1
+        taps = [
+            padded[:, row : row + 2 * out_time - 1 : 2, col : col + 2 * out_freq - 1 : 2]
+            for row in range(3)
+            for col in range(3)
+        ]  # 9 x (B, T1, F1), in the (kh, kw) order of the conv2d weight
+        patches = torch.stack(taps, dim=-1)  # (B, T1, F1, 9)
+        weight = self.conv1.weight.view(self.conv1.out_channels, 9)  # (C, 1, 3, 3) -> (C, 9)
+        y = torch.matmul(patches, weight.t())  # (B, T1, F1, 9) @ (9, C) -> (B, T1, F1, C)
+        lengths = self._stage_lengths(lengths)
+        valid = AF.lengths_to_mask(lengths, out_time)  # (B, T1)
+        # bias, zeroed padding frames and ReLU in place (the matmul's backward needs neither
+        # its output nor the product's)
+        if self.conv1.bias is not None:
+            y = y.add_(self.conv1.bias)
+        y = torch.relu_(y.mul_(valid.view(batch, -1, 1, 1).to(y.dtype)))
+        y = self.conv2(y.permute(0, 3, 1, 2))  # channels-last (B, C, T1, F1) -> (B, C, T2, F2)
+        lengths = self._stage_lengths(lengths)
+        valid = AF.lengths_to_mask(lengths, y.shape[2])  # (B, T2)
+        y = torch.relu_(y.mul_(valid.view(batch, 1, -1, 1).to(y.dtype)))
+        return self._project(y), lengths
+
+    def _forward_convs(
+        self, x: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both stages as conv2d operations (the form exported graphs use).
+
+        Shapes:
+            x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
+        """
+        x = x.unsqueeze(1)  # (B, T, F) -> (B, 1, T, F)
         valid = AF.lengths_to_mask(lengths, x.shape[2])  # (B, T)
         x = x * valid.view(valid.shape[0], 1, -1, 1).to(x.dtype)  # (B, T) -> (B, 1, T, 1)
         for conv in (self.conv1, self.conv2):
             lengths = self._stage_lengths(lengths)
             x = conv(x)
-            # Zero the frames past each item's length (in place: the convolution's backward
-            # does not need its output) so that padding never leaks into valid frames.
+            # zero the frames past each item's length so that padding never leaks into valid
+            # frames (in place: the convolution's backward does not need its output)
             valid = AF.lengths_to_mask(lengths, x.shape[2])  # (B, T')
             x = torch.relu_(x.mul_(valid.view(valid.shape[0], 1, -1, 1).to(x.dtype)))
-        batch, channels, time, freq = x.shape
-        # (B, C, T, F) -> (B, T, C, F) -> (B, T, C * F)
-        x = x.transpose(1, 2).reshape(batch, time, channels * freq)
-        return self.out(x), lengths
+        return self._project(x), lengths
 
 
 class _FeedForward(nn.Module):
@@ -106,12 +182,15 @@ class _FeedForward(nn.Module):
             nn.LayerNorm(d_model),
             nn.Linear(d_model, d_model * expansion),
             nn.SiLU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(d_model * expansion, d_model),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+            return self.net(x)
+        norm, expand, _, _, project = self.net  # eager inference: SiLU in place
+        return project(F.silu(expand(norm(x)), inplace=True))
 
 
 def _relative_to_absolute(scores: torch.Tensor) -> torch.Tensor:
@@ -154,7 +233,7 @@ class _SelfAttention(nn.Module):
     """Multi-head self-attention with key padding mask, relative or plain.
 
     Shapes:
-        x: (B, T, D), key_padding: (B, T) bool (True = padding),
+        x: (B, T, D), key_padding: (B, T) bool (True = padding) or None (no padding),
         pos_emb: (2T - 1, D) embeddings of distances T-1 .. -(T-1), or None -> (B, T, D).
     """
 
@@ -182,12 +261,12 @@ class _SelfAttention(nn.Module):
         return x.view(batch, time, self.n_heads, self.d_head).transpose(1, 2)
 
     def forward(
-        self, x: torch.Tensor, key_padding: torch.Tensor, pos_emb: torch.Tensor | None
+        self, x: torch.Tensor, key_padding: torch.Tensor | None, pos_emb: torch.Tensor | None
     ) -> torch.Tensor:
         batch, time, d_model = x.shape
         query, key, value = self.qkv(self.norm(x)).chunk(3, dim=-1)  # 3 x (B, T, D)
         query, key, value = self._heads(query), self._heads(key), self._heads(value)
-        padding = key_padding.view(batch, 1, 1, time)  # (B, T) -> (B, 1, 1, T)
+        bias: torch.Tensor | None = None
         if self.relative and pos_emb is not None:
             positions = self.pos_proj(pos_emb)  # (2T - 1, D)
             # (2T - 1, D) -> (2T - 1, H, Dh) -> (H, Dh, 2T - 1)
@@ -200,23 +279,30 @@ class _SelfAttention(nn.Module):
             else:  # a zero position first: its zero scores column saves padding (B, H, T, 2T)
                 positions = F.pad(positions, (1, 0))  # (H, Dh, 2T - 1) -> (H, Dh, 2T)
                 shifted = _shift_zero_led(torch.matmul(with_v, positions))
-            bias = shifted.masked_fill(padding, float("-inf"))
+            bias = shifted
             query = query + self.bias_u.unsqueeze(1)  # (H, Dh) -> (H, 1, Dh)
-        else:
-            bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
+        if key_padding is not None:
+            padding = key_padding.view(batch, 1, 1, time)  # (B, T) -> (B, 1, 1, T)
+            if bias is None:
+                bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
             bias = bias.masked_fill(padding, float("-inf"))
-        if torch.compiler.is_compiling():
-            # export / compile: the attention written out, as torch.export's decomposition of
-            # scaled_dot_product_attention gives its output strides that a later view rejects
+        # written out: in export / compile, as torch.export's decomposition of
+        # scaled_dot_product_attention gives its output strides that a later view rejects; in
+        # training on CPU, where SDPA's dropout draws one Bernoulli sample per score
+        drop = self.dropout_att if self.training else 0.0
+        if torch.compiler.is_compiling() or (drop > 0.0 and x.device.type == "cpu"):
             scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(self.d_head))
-            context = torch.matmul(torch.softmax(scores + bias, dim=-1), value)
+            if bias is not None:
+                scores = scores + bias
+            weights = dropout(torch.softmax(scores, dim=-1), drop, training=drop > 0.0)
+            context = torch.matmul(weights, value)
         else:
             context = F.scaled_dot_product_attention(
                 query,
                 key,
                 value,
                 attn_mask=bias,
-                dropout_p=self.dropout_att if self.training else 0.0,
+                dropout_p=drop,
             )
         # (B, H, T, Dh) -> (B, T, H, Dh) -> (B, T, D)
         context = context.transpose(1, 2).reshape(batch, time, d_model)
@@ -228,7 +314,7 @@ class _ConvModule(nn.Module):
     pointwise conv.
 
     Shapes:
-        x: (B, T, D), key_padding: (B, T) bool -> (B, T, D).
+        x: (B, T, D), key_padding: (B, T) bool or None -> (B, T, D).
     """
 
     def __init__(self, d_model: int, kernel_size: int) -> None:
@@ -243,23 +329,56 @@ class _ConvModule(nn.Module):
         self.batch_norm = nn.BatchNorm1d(d_model)
         self.pointwise_out = nn.Conv1d(d_model, d_model, kernel_size=1)
 
-    def forward(self, x: torch.Tensor, key_padding: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
+        if not (
+            self.training
+            or torch.is_grad_enabled()
+            or torch.compiler.is_compiling()
+            or self.batch_norm.running_var is None  # eval BatchNorm without statistics
+        ):
+            return self._infer(x, key_padding)
         x = self.norm(x).transpose(1, 2)  # (B, T, D) -> (B, D, T)
         x = F.glu(self.pointwise_in(x), dim=1)  # (B, 2D, T) -> (B, D, T)
-        x = x.masked_fill(key_padding.unsqueeze(1), 0.0)  # (B, T) -> (B, 1, T)
+        if key_padding is not None:
+            x = x.masked_fill(key_padding.unsqueeze(1), 0.0)  # (B, T) -> (B, 1, T)
         if torch.compiler.is_compiling():  # exported graphs: one (1, K) Conv op
             x = AF.depthwise_conv1d_as_2d(x, self.depthwise)
-        elif torch.is_grad_enabled():
+        else:
             x = self.depthwise(x)
-        else:  # eager inference: the shift-and-add form is several times faster on CPU
-            x = AF.depthwise_conv1d_shifts(
-                x,
-                weight=self.depthwise.weight,
-                bias=self.depthwise.bias,
-                padding=self.depthwise.padding[0],
-            )
         x = F.silu(self.batch_norm(x))
         return self.pointwise_out(x).transpose(1, 2)  # (B, D, T) -> (B, T, D)
+
+    def _infer(self, x: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
+        """Eager inference in the (B, T, D) layout: the pointwise convolutions as linear layers,
+        the depthwise one as shift-and-add with the BatchNorm folded into its taps, no
+        transposes.
+
+        Shapes:
+            x: (B, T, D), key_padding: (B, T) bool or None -> (B, T, D).
+        """
+        x = F.linear(self.norm(x), self.pointwise_in.weight.squeeze(-1), self.pointwise_in.bias)
+        x = F.glu(x, dim=-1)  # (B, T, 2D) -> (B, T, D)
+        if key_padding is not None:
+            x = x.masked_fill(key_padding.unsqueeze(-1), 0.0)  # (B, T) -> (B, T, 1)
+        norm = self.batch_norm
+        assert norm.running_var is not None and norm.running_mean is not None
+        scale = torch.rsqrt(norm.running_var + norm.eps)
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        shift = -norm.running_mean * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias
+        if self.depthwise.bias is not None:
+            shift = shift + self.depthwise.bias * scale
+        x = AF.depthwise_conv1d_shifts(
+            x,
+            weight=self.depthwise.weight * scale.view(-1, 1, 1),  # (C,) -> (C, 1, 1)
+            bias=shift,
+            padding=int(self.depthwise.padding[0]),
+            channels_last=True,
+        )
+        x = F.silu(x, inplace=True)
+        return F.linear(x, self.pointwise_out.weight.squeeze(-1), self.pointwise_out.bias)
 
 
 class ConformerLayer(nn.Module):
@@ -275,7 +394,8 @@ class ConformerLayer(nn.Module):
         relative: relative (True) or plain (False) self-attention.
 
     Shapes:
-        x: (B, T, D), key_padding: (B, T) bool, pos_emb: (2T - 1, D) or None -> (B, T, D).
+        x: (B, T, D), key_padding: (B, T) bool or None, pos_emb: (2T - 1, D) or None
+        -> (B, T, D).
     """
 
     def __init__(
@@ -294,15 +414,15 @@ class ConformerLayer(nn.Module):
         self.conv = _ConvModule(d_model, conv_kernel)
         self.ff2 = _FeedForward(d_model, ff_expansion, dropout)
         self.norm_out = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, key_padding: torch.Tensor, pos_emb: torch.Tensor | None
+        self, x: torch.Tensor, key_padding: torch.Tensor | None, pos_emb: torch.Tensor | None
     ) -> torch.Tensor:
-        x = x + 0.5 * self.dropout(self.ff1(x))
+        x = torch.add(x, self.dropout(self.ff1(x)), alpha=0.5)
         x = x + self.dropout(self.attention(x, key_padding, pos_emb))
         x = x + self.dropout(self.conv(x, key_padding))
-        x = x + 0.5 * self.dropout(self.ff2(x))
+        x = torch.add(x, self.dropout(self.ff2(x)), alpha=0.5)
         return self.norm_out(x)
 
 
@@ -356,7 +476,7 @@ class ConformerEncoder(nn.Module):
         self.subsampling_factor = subsampling_factor
         self.pos_encoding = pos_encoding
         self.subsampling = ConvSubsampling(feat_in, d_model, subsampling_conv_channels)
-        self.input_dropout = nn.Dropout(dropout)
+        self.input_dropout = Dropout(dropout)
         relative = pos_encoding == "rel"
         self.layers = nn.ModuleList(
             ConformerLayer(
@@ -403,8 +523,12 @@ class ConformerEncoder(nn.Module):
             positions = torch.arange(time, device=x.device)  # 0 .. T-1
             x = x + sinusoidal_embedding(positions, self.d_model).to(x.dtype)
         x = self.input_dropout(x)
-        key_padding = ~AF.lengths_to_mask(lengths, time)  # (B, T), True on padding
+        key_padding: torch.Tensor | None = ~AF.lengths_to_mask(lengths, time)  # (B, T)
+        if not (torch.is_grad_enabled() or torch.compiler.is_compiling()):
+            if not bool(key_padding.any()):  # type: ignore[union-attr]
+                key_padding = None  # eager inference on an unpadded batch: no masking at all
         for layer in self.layers:
             x = layer(x, key_padding, pos_emb)
-        x = x.masked_fill(key_padding.unsqueeze(-1), 0.0)  # (B, T) -> (B, T, 1)
+        if key_padding is not None:
+            x = x.masked_fill(key_padding.unsqueeze(-1), 0.0)  # (B, T) -> (B, T, 1)
         return x.transpose(1, 2), lengths  # (B, T, D) -> (B, D, T)

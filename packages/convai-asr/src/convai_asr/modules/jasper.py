@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from convai_asr import functional as AF
+from convai_asr.modules.dropout import Dropout
 from convai_asr.modules.encoder_ports import encoder_input_ports, encoder_output_ports
 from convai_core.types import (
     NeuralType,
@@ -249,7 +250,7 @@ class JasperBlock(nn.Module):
                 ]
             )
         self.activation = nn.ReLU()
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the sub-blocks and the residual branch.
