@@ -226,3 +226,22 @@ def test_relative_scores_view_equals_gather() -> None:
         viewed = _relative_to_absolute(scores)
     assert torch.equal(viewed, gathered)
     assert gathered[1, 2, 4, 5] == scores[1, 2, 4, (7 - 1) - 4 + 5]
+
+
+def test_conformer_trace_keeps_masks_and_batch_size() -> None:
+    """A trace made on an unpadded batch still masks a padded one, at another batch size and
+    with front-end groups (the eager inference shortcuts are not frozen into traces)."""
+    torch.manual_seed(0)
+    encoder = ConformerEncoder(
+        16, d_model=32, n_layers=2, n_heads=4, conv_kernel=7, subsampling_conv_channels=8
+    ).eval()
+    encoder.subsampling.chunk_bytes = 1  # eager inference groups one item at a time
+    with torch.no_grad():
+        traced = torch.jit.trace(
+            encoder, (torch.randn(2, 16, 40), torch.tensor([40, 40])), check_trace=False
+        )
+        x, lengths = torch.randn(3, 16, 57), torch.tensor([57, 30, 12])
+        expected, expected_len = encoder(x, lengths)
+        got, got_len = traced(x, lengths)
+    assert torch.equal(got_len, expected_len)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)

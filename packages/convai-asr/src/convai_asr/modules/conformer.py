@@ -84,7 +84,9 @@ class ConvSubsampling(nn.Module):
         Shapes:
             x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
         """
-        if torch.compiler.is_compiling():  # exported graphs: two Conv ops
+        # exported and traced graphs: two Conv ops and no batch grouping (whose group count
+        # depends on the input's shape and would be frozen by a trace)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
             return self._forward_convs(x, lengths)
         if torch.is_grad_enabled():
             return self._forward_eager(x, lengths)
@@ -524,7 +526,9 @@ class ConformerEncoder(nn.Module):
             x = x + sinusoidal_embedding(positions, self.d_model).to(x.dtype)
         x = self.input_dropout(x)
         key_padding: torch.Tensor | None = ~AF.lengths_to_mask(lengths, time)  # (B, T)
-        if not (torch.is_grad_enabled() or torch.compiler.is_compiling()):
+        if not (
+            torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing()
+        ):  # (a trace would freeze the branch taken for its example input)
             if not bool(key_padding.any()):  # type: ignore[union-attr]
                 key_padding = None  # eager inference on an unpadded batch: no masking at all
         for layer in self.layers:
