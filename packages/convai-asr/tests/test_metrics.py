@@ -86,3 +86,33 @@ def test_accumulated_batches_equal_corpus_level() -> None:
     assert merged.compute() == result
     accumulator.reset()
     assert accumulator.compute() == {"wer": 0.0, "cer": 0.0}
+
+
+def test_ddp_validation_wer_pools_the_ranks_edit_counts() -> None:
+    """With several ranks the logged WER is the corpus WER over every rank's utterances (summed
+    edits over summed lengths), not the mean of the ranks' rates."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from convai_asr.metrics.wer import ErrorRateAccumulator, word_error_rate
+    from convai_asr.testing import tiny_model
+
+    rank0 = (["one two three four five six seven eight"], ["one two three four five six seven"])
+    rank1 = (["hello"], ["yellow"])
+    other = ErrorRateAccumulator()
+    other.add(*rank1)  # what the second rank decoded
+
+    def reduce(tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:
+        assert reduce_op == "sum"
+        return tensor + torch.tensor(other.as_list())  # an all-reduce over two ranks
+
+    model = tiny_model("quartznet")
+    model._val_errors.add(*rank0)
+    model._trainer = SimpleNamespace(world_size=2, strategy=SimpleNamespace(reduce=reduce))
+    pooled = model._pooled_val_errors().compute()["wer"]
+    corpus = word_error_rate(rank0[0] + rank1[0], rank0[1] + rank1[1])
+    assert pooled == pytest.approx(corpus) == pytest.approx(2 / 9)
+    assert pooled != pytest.approx((1 / 8 + 1 / 1) / 2)  # the mean of the ranks' WERs
+    model._trainer = None
+    assert model._pooled_val_errors() is model._val_errors  # one process: nothing to pool

@@ -219,12 +219,29 @@ class CTCModel(ModelBase):
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(refs))
 
     def on_validation_epoch_end(self) -> None:
-        counts = self._val_errors
+        counts = self._pooled_val_errors()
         self._val_errors = ErrorRateAccumulator()
         if counts.words.reference_length > 0:  # some validation utterance was decoded
             errors = counts.compute()
             self.log("val_wer", errors["wer"], prog_bar=True, sync_dist=True)
             self.log("val_cer", errors["cer"], prog_bar=True, sync_dist=True)
+
+    def _pooled_val_errors(self) -> ErrorRateAccumulator:
+        """This epoch's validation edit counts, summed over DDP ranks.
+
+        Each rank decodes its own share of the validation set; the corpus WER is the sum of every
+        rank's edits over the sum of their reference lengths, not the mean of the ranks' rates
+        (which would weigh a rank with short utterances as much as one with long ones). Every
+        rank takes part in the sum, also one that decoded nothing, so none waits for another.
+        """
+        trainer = self._trainer
+        if trainer is None or trainer.world_size <= 1:
+            return self._val_errors
+        local = torch.tensor(self._val_errors.as_list(), dtype=torch.long, device=self.device)
+        summed = trainer.strategy.reduce(local, reduce_op="sum")  # (8,) on every rank
+        pooled = ErrorRateAccumulator()
+        pooled.load_list([int(v) for v in summed.tolist()])
+        return pooled
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Greedy CTC decoding to text. Shapes: log_probs (B, T', V), lengths (B,)."""
