@@ -126,3 +126,50 @@ def test_a_dead_rank_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
     assert "rank 1: dying at step 3" in result.stderr
     assert elapsed < 120, f"took {elapsed:.0f} s to notice the dead rank"
     assert not (tmp_path / "out" / "rank0.json").exists()
+
+
+def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
+    """An ASR model, whose duration-bucketing batch sampler deals each rank its own batches,
+    trains under 2-process DDP (Lightning must not put its DistributedSampler into that loader)
+    and validates on both ranks."""
+    from convai_asr.data.dataset import DurationBucketSampler
+    from convai_asr.testing import SENTENCES, synthesize_set
+
+    data = {}
+    for split, sentences in (("train", SENTENCES[:12]), ("val", SENTENCES[12:18])):
+        (tmp_path / split).mkdir()
+        data[split] = synthesize_set(tmp_path / split, sentences, "espeak-ng:en-us")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            str(tmp_path / "out"),
+            "model=asr/demo_ctc",
+            f"model.train_ds.manifest={data['train']}",
+            "model.train_ds.batch_seconds=null",
+            "+model.train_ds.batch_size=3",
+            "model.train_ds.num_workers=0",
+            f"model.validation_ds.manifest={data['val']}",
+            "model.validation_ds.batch_size=2",
+            "trainer.accelerator=cpu",
+            "trainer.strategy=ddp",
+            "trainer.devices=2",
+            "trainer.max_steps=4",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+            f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    records = _records(tmp_path / "out", 2)
+    assert records[0]["digest"] == records[1]["digest"]
+    # 12 utterances in batches of 3 dealt to 2 ranks: 2 steps per epoch, so 2 epochs
+    assert records[0]["global_step"] == records[1]["global_step"] == 4
+    plan = DurationBucketSampler([1.0] * 12, batch_size=3, num_replicas=2, rank=0)
+    assert len(plan) == 2
+    for record in records:
+        assert 0.0 <= record["metrics"]["val_wer"] and record["metrics"]["val_loss"] > 0

@@ -145,6 +145,7 @@ def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResul
         callbacks=[*exp.callbacks, *extra_callbacks],
         logger=exp.loggers or False,
         default_root_dir=exp.run_dir,
+        use_distributed_sampler=not model_cls.SHARDS_ITS_OWN_DATA,
     )
     model = model_cls(cfg.model, trainer=trainer)
     init: Any = cfg.get("init_from") or {}

@@ -95,11 +95,13 @@ def build_trainer(
     callbacks: list[Any] | None = None,
     logger: Any = False,
     default_root_dir: str | os.PathLike[str] | None = None,
+    use_distributed_sampler: bool = True,
 ) -> pl.Trainer:
     """Create a Lightning Trainer from a ``trainer`` config section.
 
     Precision ``16-mixed`` needs CUDA; on CPU use ``bf16-mixed``. Checkpoints go through
-    :class:`AtomicCheckpointIO`.
+    :class:`AtomicCheckpointIO`. ``use_distributed_sampler=False`` is for models whose loaders
+    shard the data per rank themselves (``ModelBase.SHARDS_ITS_OWN_DATA``).
     """
     import pytorch_lightning as pl
 
@@ -125,6 +127,7 @@ def build_trainer(
         logger=logger,
         plugins=[AtomicCheckpointIO()],
         default_root_dir=str(default_root_dir) if default_root_dir else None,
+        use_distributed_sampler=use_distributed_sampler,
     )
 
 

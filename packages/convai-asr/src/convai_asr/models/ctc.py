@@ -82,6 +82,9 @@ def build_encoder(cfg: Mapping[str, Any], feat_in: int) -> tuple[nn.Module, int]
 class CTCModel(ModelBase):
     """Encoder-decoder CTC speech recognizer (QuartzNet/Jasper or Conformer encoders)."""
 
+    # the duration-bucketing batch sampler deals each rank its own batches
+    SHARDS_ITS_OWN_DATA = True
+
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
         c = self.cfg

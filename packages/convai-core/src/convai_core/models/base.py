@@ -57,6 +57,11 @@ class ModelBase(pl.LightningModule):
         "test": "test_ds",
     }
 
+    #: True when :meth:`build_dataloader` already gives each DDP rank its own share (a batch
+    #: sampler built with the trainer's world size and rank): the trainer then leaves the
+    #: loaders as they are instead of putting Lightning's DistributedSampler into them.
+    SHARDS_ITS_OWN_DATA: ClassVar[bool] = False
+
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__()
         if not isinstance(cfg, DictConfig):
