@@ -47,13 +47,14 @@ def _records(out: Path, world: int) -> list[dict]:
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(world)]
 
 
-def test_ddp_two_processes_identical_weights(tmp_path: Path) -> None:
+def _train_two_ranks(tmp_path: Path, overrides: list[str]) -> list[dict]:
+    """Run the training script with 2 DDP processes on this machine; both ranks' records."""
     result = subprocess.run(
         [
             sys.executable,
             str(SCRIPT),
             str(tmp_path / "out"),
-            *COMMON,
+            *overrides,
             "trainer.devices=2",
             f"exp_manager.exp_dir={tmp_path / 'exp'}",
         ],
@@ -63,7 +64,11 @@ def test_ddp_two_processes_identical_weights(tmp_path: Path) -> None:
         env=_env(),
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    records = _records(tmp_path / "out", 2)
+    return _records(tmp_path / "out", 2)
+
+
+def test_ddp_two_processes_identical_weights(tmp_path: Path) -> None:
+    records = _train_two_ranks(tmp_path, COMMON)
     assert records[0]["digest"] == records[1]["digest"]
     assert records[0]["run_dir"] == records[1]["run_dir"]
     # 2048 samples / 2 ranks / batch 64 = 16 steps per epoch
@@ -139,11 +144,9 @@ def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
     for split, sentences in (("train", SENTENCES[:12]), ("val", SENTENCES[12:18])):
         (tmp_path / split).mkdir()
         data[split] = synthesize_set(tmp_path / split, sentences, "espeak-ng:en-us")
-    result = subprocess.run(
+    records = _train_two_ranks(
+        tmp_path,
         [
-            sys.executable,
-            str(SCRIPT),
-            str(tmp_path / "out"),
             "model=asr/demo_ctc",
             f"model.train_ds.manifest={data['train']}",
             "model.train_ds.batch_seconds=null",
@@ -153,19 +156,11 @@ def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
             "model.validation_ds.batch_size=2",
             "trainer.accelerator=cpu",
             "trainer.strategy=ddp",
-            "trainer.devices=2",
             "trainer.max_steps=4",
             "trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false",
-            f"exp_manager.exp_dir={tmp_path / 'exp'}",
         ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=_env(),
     )
-    assert result.returncode == 0, result.stderr[-4000:]
-    records = _records(tmp_path / "out", 2)
     assert records[0]["digest"] == records[1]["digest"]
     # 12 utterances in batches of 3 dealt to 2 ranks: 2 steps per epoch, so 2 epochs
     assert records[0]["global_step"] == records[1]["global_step"] == 4
