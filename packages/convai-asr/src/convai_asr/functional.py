@@ -426,15 +426,12 @@ def depthwise_conv1d_shifts(
         bias_shape = (1, channels, 1)
     length = (padded.shape[time_dim] - dilation * (kernel - 1) - 1) // stride + 1
     span = (length - 1) * stride + 1
+    lead = (slice(None),) * time_dim  # the axes before time
 
-    def shifted(start: int) -> torch.Tensor:
-        if channels_last:
-            return padded[:, start : start + span : stride]
-        return padded[..., start : start + span : stride]
-
-    out = shifted(0) * taps[0]
+    out = padded[(*lead, slice(0, span, stride))] * taps[0]
     for k in range(1, kernel):
-        out = out.addcmul_(shifted(k * dilation), taps[k])
+        start = k * dilation
+        out = out.addcmul_(padded[(*lead, slice(start, start + span, stride))], taps[k])
     if bias is not None:
         out = out + bias.view(bias_shape)
     return out

@@ -34,6 +34,11 @@ from convai_core.types import (
 __all__ = ["ConformerEncoder", "ConformerLayer", "ConvSubsampling", "sinusoidal_embedding"]
 
 
+def _eager_inference() -> bool:
+    """No autograd and no graph capture (export, compile): where the CPU fast paths apply."""
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+
+
 def sinusoidal_embedding(positions: torch.Tensor, d_model: int) -> torch.Tensor:
     """Sine/cosine embeddings of (possibly negative) positions, interleaved sin, cos.
 
@@ -189,7 +194,7 @@ class _FeedForward(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or torch.compiler.is_compiling():
+        if not _eager_inference():
             return self.net(x)
         norm, expand, _, _, project = self.net  # eager inference: SiLU in place
         return project(F.silu(expand(norm(x)), inplace=True))
@@ -210,7 +215,7 @@ def _relative_to_absolute(scores: torch.Tensor) -> torch.Tensor:
         scores: (B, H, T, 2T - 1) -> (B, H, T, T).
     """
     batch, heads, time, width = scores.shape
-    if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+    if _eager_inference():
         scores = scores.contiguous()
         return scores.as_strided(
             (batch, heads, time, time),
@@ -275,7 +280,7 @@ class _SelfAttention(nn.Module):
             positions = positions.view(-1, self.n_heads, self.d_head).permute(1, 2, 0)
             # the 1/sqrt(Dh) of the scores is applied here, on (T, Dh) rather than (T, T)
             with_v = (query + self.bias_v.unsqueeze(1)) * (1.0 / math.sqrt(self.d_head))
-            if not torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            if _eager_inference():
                 scores = torch.matmul(with_v, positions)  # (B, H, T, Dh) @ (H, Dh, 2T-1)
                 shifted = _relative_to_absolute(scores)  # a strided view
             else:  # a zero position first: its zero scores column saves padding (B, H, T, 2T)
@@ -332,12 +337,8 @@ class _ConvModule(nn.Module):
         self.pointwise_out = nn.Conv1d(d_model, d_model, kernel_size=1)
 
     def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
-        if not (
-            self.training
-            or torch.is_grad_enabled()
-            or torch.compiler.is_compiling()
-            or self.batch_norm.running_var is None  # eval BatchNorm without statistics
-        ):
+        # (eval BatchNorm without running statistics normalizes by the batch: not foldable)
+        if _eager_inference() and not self.training and self.batch_norm.running_var is not None:
             return self._infer(x, key_padding)
         x = self.norm(x).transpose(1, 2)  # (B, T, D) -> (B, D, T)
         x = F.glu(self.pointwise_in(x), dim=1)  # (B, 2D, T) -> (B, D, T)
@@ -525,12 +526,12 @@ class ConformerEncoder(nn.Module):
             positions = torch.arange(time, device=x.device)  # 0 .. T-1
             x = x + sinusoidal_embedding(positions, self.d_model).to(x.dtype)
         x = self.input_dropout(x)
-        key_padding: torch.Tensor | None = ~AF.lengths_to_mask(lengths, time)  # (B, T)
-        if not (
-            torch.is_grad_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing()
-        ):  # (a trace would freeze the branch taken for its example input)
-            if not bool(key_padding.any()):  # type: ignore[union-attr]
-                key_padding = None  # eager inference on an unpadded batch: no masking at all
+        padding = ~AF.lengths_to_mask(lengths, time)  # (B, T), True on padding
+        key_padding: torch.Tensor | None = padding
+        # eager inference on an unpadded batch: no masking at all (not in a trace, which would
+        # freeze the branch taken for its example input)
+        if _eager_inference() and not torch.jit.is_tracing() and not padding.any():
+            key_padding = None
         for layer in self.layers:
             x = layer(x, key_padding, pos_emb)
         if key_padding is not None:
