@@ -6,6 +6,8 @@ Environment (test hooks, read by this script only):
   TEST_STEP_SLEEP_S   seconds to sleep after every training step (stands in for a real model)
   TEST_KILL_AT_STEP   SIGKILL this process once global_step reaches N (after that step's checkpoint)
   TEST_DIE_AT_STEP    with TEST_DIE_RANK: that global rank exits with status 13 at step N
+  TEST_RECORD_BATCHES append a line per training step to this file: the step and the sorted
+                      sample counts of the batch's audio (which identify its utterances)
 
 Each rank writes OUT_DIR/rank<R>.json with its final global step and a digest of its weights.
 Lightning's DDP launcher re-runs this same command line for the other local ranks.
@@ -32,8 +34,13 @@ class TestHooks(pl.Callback):
         self.kill_at = int(os.environ.get("TEST_KILL_AT_STEP", "-1"))
         self.die_at = int(os.environ.get("TEST_DIE_AT_STEP", "-1"))
         self.die_rank = int(os.environ.get("TEST_DIE_RANK", "-1"))
+        self.record = os.environ.get("TEST_RECORD_BATCHES")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.record and isinstance(batch, dict) and "audio_len" in batch:
+            lengths = sorted(int(n) for n in batch["audio_len"])
+            with open(self.record, "a") as f:
+                f.write(json.dumps([trainer.global_step, lengths]) + "\n")
         if self.sleep:
             time.sleep(self.sleep)
         step = trainer.global_step

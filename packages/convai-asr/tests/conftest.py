@@ -23,9 +23,6 @@ def tiny_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_speech_train(tiny_speech: Path) -> Path:
-    """The 20 commands plus 20 recordings of two commands joined by a pause (training set).
-
-    The joined pairs teach the models what a pause between commands looks like, which the
-    long-recording tests need.
-    """
+    """The 20 commands plus 40 recordings of two or three of them joined by pauses (training
+    set; see :func:`convai_asr.testing.tiny_train_set`)."""
     return tiny_train_set(tiny_speech)

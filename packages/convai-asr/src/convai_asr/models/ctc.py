@@ -31,7 +31,7 @@ from convai_asr.modules.jasper import JasperEncoder, jasper_10x5_blocks, quartzn
 from convai_asr.text.normalize import TextNormalizer
 from convai_asr.text.tokenizers import build_tokenizer
 from convai_core.config_utils import to_plain
-from convai_core.errors import ConfigError
+from convai_core.errors import ConfigError, ConvaiError
 from convai_core.models.base import ModelBase
 from convai_core.types import AudioSignal, B, Lengths, LogProbs, NeuralType, T
 from convai_core.types.axes import Axis, AxisKind
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
     from convai_asr.text.tokenizers import Tokenizer
     from convai_core.export_spec import ExportSpec
+
+#: Checkpoint key of the training sampler's state (epoch and batches consumed).
+SAMPLER_STATE_KEY = "convai_train_sampler"
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,8 @@ class CTCModel(ModelBase):
         self.encoder, enc_dim = build_encoder(to_plain(c.encoder), feat_in=n_mels)
         self.decoder = ConvCTCDecoder(feat_in=enc_dim, num_classes=self.tokenizer.vocab_size)
         self._val_errors = ErrorRateAccumulator()
+        self._train_sampler: DurationBucketSampler | None = None
+        self._sampler_state: dict[str, Any] | None = None  # from a checkpoint, for the next loader
 
     # ------------------------------------------------------------------ vocabulary
     def _setup_tokenizer(self, tokenizer_cfg: Any) -> None:
@@ -305,11 +310,52 @@ class CTCModel(ModelBase):
             num_replicas=world,
             rank=rank,
         )
+        if split == "train":
+            self._restore_sampler(sampler)
+            self._train_sampler = sampler
         return DataLoader(
             dataset,
             batch_sampler=sampler,
             collate_fn=collate_audio_text,
             num_workers=int(c.get("num_workers", 0)),
+        )
+
+    # ------------------------------------------------------------------ epochs and exact resume
+    def on_train_epoch_start(self) -> None:
+        # Lightning hands the epoch to samplers, not to batch samplers: without this the
+        # bucketing sampler would deal every epoch the same shuffle.
+        if self._train_sampler is not None:
+            self._train_sampler.set_epoch(self.current_epoch)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store where the training sampler is in its epoch, so that a run resumed from a
+        mid-epoch checkpoint continues with the batches that come next (Lightning alone would
+        restart the epoch's batches and stop after the remaining count)."""
+        if self._train_sampler is None or self._trainer is None:
+            return
+        state = self._train_sampler.state_dict()
+        # batches this rank consumed in this epoch (the sampler's own count runs ahead of the
+        # model by the loader's prefetch)
+        state["position"] = int(self.trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        checkpoint[SAMPLER_STATE_KEY] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._sampler_state = checkpoint.get(SAMPLER_STATE_KEY)
+
+    def _restore_sampler(self, sampler: DurationBucketSampler) -> None:
+        state, self._sampler_state = self._sampler_state, None
+        if state is None:
+            return
+        try:
+            sampler.load_state_dict(state)
+        except ConvaiError as exc:  # other data or DDP layout: the epoch starts afresh
+            log.warning("training data resume: %s; this epoch starts from its first batch", exc)
+            return
+        log.info(
+            "training data resume: epoch %d continues at batch %d of %d",
+            sampler.epoch,
+            int(state["position"]),
+            len(sampler),
         )
 
     # ------------------------------------------------------------------ export
