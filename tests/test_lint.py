@@ -1,4 +1,4 @@
-"""The repository's static checks: ruff, the import-linter contracts, mypy on convai-core."""
+"""The repository's static checks: ruff, the import-linter contracts, mypy on every package."""
 
 from __future__ import annotations
 

@@ -181,6 +181,10 @@ def test_unknown_format_and_option_are_named(model, tmp_path: Path) -> None:
         model.export(tmp_path / "x", format="tflite")
     with pytest.raises(ExportError, match=r"takes no option\(s\) \['opsett'\]"):
         model.export(tmp_path / "x", format="onnx", opsett=17)
+    with pytest.raises(
+        ExportError, match=r"options are preprocessor and verify_audio; got \['preprocesor'\]"
+    ):
+        model.export_spec(preprocesor=False)
 
 
 def test_a_model_with_ports_exports_through_the_generic_spec(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ Nothing here branches in Python on tensor *values*, so the feature path traces w
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 
@@ -449,7 +451,7 @@ def depthwise_conv1d_as_2d(x: torch.Tensor, conv: torch.nn.Conv1d) -> torch.Tens
         conv.weight.unsqueeze(2),  # (C, 1, K) -> (C, 1, 1, K)
         conv.bias,
         stride=(1, conv.stride[0]),
-        padding=(0, conv.padding[0]),  # type: ignore[index]
+        padding=(0, cast("tuple[int, ...]", conv.padding)[0]),  # padding is numeric here
         dilation=(1, conv.dilation[0]),
         groups=conv.groups,
     )

@@ -74,7 +74,7 @@ def concatenate(manifest: Path, indices: list[int], out_wav: Path) -> tuple[str,
     return " ".join(rows[i]["text"] for i in indices), len(joined) / 16000
 
 
-TINY_ENCODERS = {
+TINY_ENCODERS: dict[str, dict[str, Any]] = {
     "quartznet": {
         "type": "jasper",
         "blocks": [

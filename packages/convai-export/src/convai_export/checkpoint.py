@@ -96,13 +96,14 @@ def load_checkpoint(folder: str | Path, map_location: str = "cpu") -> Any:
         if not (folder / name).is_file():
             raise ExportError(f"{folder}: {name} is missing; re-export the checkpoint")
     config = yaml.safe_load((folder / "config.yaml").read_text())
+    root = folder  # a Path, for the class below
 
     class _Artifacts:  # what _rewrite_artifacts asks of an archive, for this folder
         @staticmethod
         def artifact_path(name: str) -> Path:
-            path = folder / "artifacts" / name
+            path = root / "artifacts" / name
             if not path.is_file():
-                raise ExportError(f"{folder}: artifact {name} is missing; re-export the checkpoint")
+                raise ExportError(f"{root}: artifact {name} is missing; re-export the checkpoint")
             return path
 
     _rewrite_artifacts(config, _Artifacts())  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -126,12 +126,12 @@ def _lightning_scripting(module: torch.nn.Module) -> Iterator[None]:
     when torch.jit inspects it."""
     flagged = [m for m in module.modules() if hasattr(m, "_jit_is_scripting")]
     for m in flagged:
-        m._jit_is_scripting = True
+        cast(Any, m)._jit_is_scripting = True
     try:
         yield
     finally:
         for m in flagged:
-            m._jit_is_scripting = False
+            cast(Any, m)._jit_is_scripting = False
 
 
 def torchscript_target(model: Any, output: str | os.PathLike[str], **options: Any) -> ExportReport:

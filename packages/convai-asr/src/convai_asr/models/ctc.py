@@ -31,7 +31,7 @@ from convai_asr.modules.jasper import JasperEncoder, jasper_10x5_blocks, quartzn
 from convai_asr.text.normalize import TextNormalizer
 from convai_asr.text.tokenizers import build_tokenizer
 from convai_core.config_utils import to_plain
-from convai_core.errors import ConfigError, ConvaiError
+from convai_core.errors import ConfigError, ConvaiError, ExportError
 from convai_core.models.base import ModelBase
 from convai_core.types import AudioSignal, B, Lengths, LogProbs, NeuralType, T
 from convai_core.types.axes import Axis, AxisKind
@@ -172,8 +172,12 @@ class CTCModel(ModelBase):
     def frame_shift_s(self) -> float:
         """Seconds between two output frames (hop length times the encoder's time stride)."""
         hop = float((self.cfg.get("preprocessor") or {}).get("window_stride", 0.01))
-        stride = getattr(self.encoder, "stride", None) or self.encoder.subsampling_factor
-        return hop * int(stride)
+        # Jasper encoders name their time stride "stride", Conformers "subsampling_factor"
+        for name in ("stride", "subsampling_factor"):
+            stride = getattr(self.encoder, name, None)
+            if stride:
+                return hop * int(stride)
+        raise TypeError(f"{type(self.encoder).__name__} declares no time stride")
 
     def _loss(
         self, batch: Mapping[str, torch.Tensor]
@@ -360,7 +364,11 @@ class CTCModel(ModelBase):
 
     # ------------------------------------------------------------------ export
     def export_spec(
-        self, *, preprocessor: bool = True, verify_audio: Sequence[str | Path] | None = None
+        self,
+        *,
+        preprocessor: bool = True,
+        verify_audio: Sequence[str | Path] | None = None,
+        **options: Any,
     ) -> ExportSpec:
         """The inference path for export targets (``model.export(path, format=...)``).
 
@@ -372,6 +380,11 @@ class CTCModel(ModelBase):
         """
         from convai_asr.export import ctc_export_spec
 
+        if options:
+            raise ExportError(
+                f"{type(self).__name__} export options are preprocessor and verify_audio; "
+                f"got {sorted(options)}"
+            )
         return ctc_export_spec(self, preprocessor=preprocessor, verify_audio=verify_audio)
 
     # ------------------------------------------------------------------ transcription

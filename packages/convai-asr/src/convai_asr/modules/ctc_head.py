@@ -40,6 +40,7 @@ class ConvCTCDecoder(nn.Module):
         self.num_classes = num_classes
         self.projection = nn.Conv1d(feat_in, num_classes + 1, kernel_size=1, bias=True)
         nn.init.xavier_uniform_(self.projection.weight)
+        assert self.projection.bias is not None  # bias=True
         nn.init.zeros_(self.projection.bias)
 
     @property

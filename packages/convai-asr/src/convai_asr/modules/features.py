@@ -66,6 +66,9 @@ class MelSpectrogramPreprocessor(nn.Module):
         ``T_samples // hop + 1``.
     """
 
+    filterbank: torch.Tensor  # (n_mels, F) buffer
+    window: torch.Tensor  # (win_length,) buffer
+
     def __init__(
         self,
         sample_rate: int = 16000,

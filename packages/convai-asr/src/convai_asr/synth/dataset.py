@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from convai_asr.synth.voices import Voice, check_engines, synthesize
 
@@ -104,7 +105,7 @@ def build_synthetic_dataset(
     add("train", train, train_v, voices_per_sentence)
     add("dev", heldout, train_v, 1)
     add("test", heldout, test_v, len(test_v))
-    rows: dict[str, list[dict[str, object]]] = {"train": [], "dev": [], "test": []}
+    rows: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
     done = 0
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
         for job, duration in pool.map(_run, jobs, chunksize=8):
@@ -119,11 +120,12 @@ def build_synthetic_dataset(
             done += 1
             if progress:
                 progress(done, len(jobs))
-    summary: dict[str, object] = {
+    splits: dict[str, dict[str, float]] = {}
+    summary: dict[str, Any] = {
         "sample_rate": sample_rate,
         "train_voices": list(train_voices),
         "test_voices": list(test_voices),
-        "splits": {},
+        "splits": splits,
     }
     for split, items in rows.items():
         manifest = out / f"{split}_manifest.jsonl"
@@ -132,7 +134,7 @@ def build_synthetic_dataset(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items), encoding="utf-8"
         )
         os.replace(tmp, manifest)
-        hours = sum(float(r["duration"]) for r in items) / 3600  # type: ignore[arg-type]
-        summary["splits"][split] = {"utterances": len(items), "hours": round(hours, 4)}  # type: ignore[index]
+        hours = sum(float(r["duration"]) for r in items) / 3600
+        splits[split] = {"utterances": len(items), "hours": round(hours, 4)}
     (out / "dataset.json").write_text(json.dumps(summary, indent=2))
     return summary

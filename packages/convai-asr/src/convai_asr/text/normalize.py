@@ -15,7 +15,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import inflect
@@ -44,18 +44,22 @@ def _clean(words: str) -> str:
     return " ".join(words.replace("-", " ").replace(",", " ").split())
 
 
+def _spell(number: int | str, **options: Any) -> str:
+    """inflect's ``number_to_words`` (which returns a list only when asked for one)."""
+    return cast(str, _engine().number_to_words(str(number), **options))
+
+
 def _year_to_words(year: int) -> str:
-    engine = _engine()
     century, rest = divmod(year, 100)
     if year == 2000:
         return "two thousand"
     if 2000 < year < 2010:
-        return f"two thousand {engine.number_to_words(rest)}"
+        return f"two thousand {_spell(rest)}"
     if rest == 0:
-        return f"{engine.number_to_words(century)} hundred"
+        return f"{_spell(century)} hundred"
     if rest < 10:
-        return f"{engine.number_to_words(century)} oh {engine.number_to_words(rest)}"
-    return _clean(engine.number_to_words(year, group=2))
+        return f"{_spell(century)} oh {_spell(rest)}"
+    return _clean(_spell(year, group=2))
 
 
 def number_to_words(token: str) -> str:
@@ -68,14 +72,13 @@ def number_to_words(token: str) -> str:
     Args:
         token: a match of ``[0-9]+(,[0-9]{3})*(.[0-9]+)?(st|nd|rd|th)?``.
     """
-    engine = _engine()
     lowered = token.lower()
     if lowered.endswith(_ORDINAL_SUFFIXES) and "." not in lowered:
         number = int(lowered[:-2].replace(",", ""))
-        return _clean(engine.number_to_words(engine.ordinal(number)))
+        return _clean(_spell(_engine().ordinal(str(number))))
     if lowered.isdigit() and len(lowered) == 4 and 1100 <= int(lowered) <= 2099:
         return _year_to_words(int(lowered))
-    return _clean(engine.number_to_words(lowered.replace(",", "")))
+    return _clean(_spell(lowered.replace(",", "")))
 
 
 @lru_cache(maxsize=4096)

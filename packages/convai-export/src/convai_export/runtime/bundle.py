@@ -79,7 +79,8 @@ class Bundle:
         self.blank_id = int(self.meta["blank_id"])
         self.kind = str(self.meta["tokenizer"])
         self.frame_shift_s = float(self.meta["frame_shift_s"])
-        self.filterbank = self.window = None
+        self.filterbank: np.ndarray | None = None  # numpy features (graphs of opset < 17)
+        self.window: np.ndarray | None = None
         if not self.meta["includes_preprocessor"]:
             self.filterbank = np.load(self.path / "filterbank.npy", allow_pickle=False)
             self.window = np.load(self.path / "window.npy", allow_pickle=False)
@@ -97,6 +98,7 @@ class Bundle:
             batch[i, : w.shape[0]] = w
         signal, signal_len = batch, lengths
         if not self.meta["includes_preprocessor"]:
+            assert self.filterbank is not None and self.window is not None  # loaded with meta
             signal, signal_len = mel_features(
                 batch, lengths, self.meta["preprocessor"], self.filterbank, self.window
             )
