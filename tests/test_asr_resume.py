@@ -14,9 +14,9 @@ import torch
 SCRIPT = Path(__file__).parent / "scripts" / "train_script.py"
 
 
-def _batches(path: Path) -> dict[int, list[int]]:
-    """global step -> sorted sample counts of that step's batch, from TEST_RECORD_BATCHES."""
-    return {step: lengths for step, lengths in map(json.loads, path.read_text().splitlines())}
+def _batches(path: Path) -> list[tuple[int, list[int]]]:
+    """(global step, sorted sample counts of that step's batch) per line of TEST_RECORD_BATCHES."""
+    return [(step, lengths) for step, lengths in map(json.loads, path.read_text().splitlines())]
 
 
 def test_asr_kill_mid_epoch_resumes_the_sampler_position(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_asr_kill_mid_epoch_resumes_the_sampler_position(tmp_path: Path) -> None
 
     reference = run("reference", TEST_RECORD_BATCHES=str(tmp_path / "reference.jsonl"))
     assert reference.returncode == 0, reference.stderr[-3000:]
-    expected = _batches(tmp_path / "reference.jsonl")
+    expected = dict(_batches(tmp_path / "reference.jsonl"))
     assert sorted(expected) == list(range(1, 9))  # global step after each batch
     # each epoch deals its own shuffle
     assert [expected[s] for s in range(1, 5)] != [expected[s] for s in range(5, 9)]
@@ -66,7 +66,7 @@ def test_asr_kill_mid_epoch_resumes_the_sampler_position(tmp_path: Path) -> None
     resumed = run("interrupted", TEST_RECORD_BATCHES=str(log))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "convai: resuming" in resumed.stderr
-    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    seen = _batches(log)
     # the killed run got past step 6 (its kill comes at the start of a later batch); the resumed
     # run starts from the step-6 checkpoint and trains the last two batches of epoch 1
     assert [step for step, _ in seen[-2:]] == [7, 8]

@@ -19,7 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -124,14 +124,14 @@ def _lightning_scripting(module: torch.nn.Module) -> Iterator[None]:
     """Tell LightningModules inside ``module`` that they are being traced (as Lightning's own
     ``to_torchscript`` does): their ``trainer`` property then returns None instead of raising
     when torch.jit inspects it."""
-    flagged = [m for m in module.modules() if hasattr(m, "_jit_is_scripting")]
+    flagged: list[Any] = [m for m in module.modules() if hasattr(m, "_jit_is_scripting")]
     for m in flagged:
-        cast(Any, m)._jit_is_scripting = True
+        m._jit_is_scripting = True
     try:
         yield
     finally:
         for m in flagged:
-            cast(Any, m)._jit_is_scripting = False
+            m._jit_is_scripting = False
 
 
 def torchscript_target(model: Any, output: str | os.PathLike[str], **options: Any) -> ExportReport:
