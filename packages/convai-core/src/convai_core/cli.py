@@ -12,6 +12,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from convai_core import __version__
 from convai_core.errors import ConvaiError
@@ -59,33 +60,118 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _model_configs() -> list[dict[str, Any]]:
+    """Every trainable configuration: each ``model/**.yaml`` of the installed config folders.
+
+    Reads the YAML files only (no torch): the option name, the model key in its ``name`` field,
+    the first comment line as its description, and the folder that provides it.
+    """
+    import yaml
+
+    from convai_core.train import _folder, list_model_configs
+
+    rows = []
+    for option, entry in list_model_configs().items():
+        text = (_folder(entry) / "model" / f"{option}.yaml").read_text(encoding="utf-8")
+        comments = [line[1:].strip() for line in text.splitlines() if line.startswith("#")]
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            data = {"name": f"<unreadable: {exc}>"}
+        rows.append(
+            {
+                "config": option,
+                "model": str(data.get("name", "")) if isinstance(data, dict) else "",
+                "description": comments[0] if comments else "",
+                "source": entry,
+            }
+        )
+    return rows
+
+
+def _count_parameters(option: str) -> int:
+    """Build ``model=<option>`` (random weights, no data) and count its parameters."""
+    from convai_core.registry import get_registries
+    from convai_core.train import compose_config
+
+    cfg = compose_config([f"model={option}"])
+    model = get_registries().models.load(str(cfg.model.name))(cfg.model)
+    return int(sum(p.numel() for p in model.parameters()))
+
+
 def models_main(argv: Sequence[str]) -> int:
-    """``convai models [--json]``: registered model keys and the pretrained catalog."""
+    """``convai models [--json] [--params]``: trainable configurations, model classes, catalog."""
     parser = argparse.ArgumentParser(
-        prog="convai models", description="List registered models and the pretrained catalog."
+        prog="convai models",
+        description="List every trainable configuration (the model=<config> options of "
+        "`convai train`), the registered model classes, and the pretrained catalog. Reads "
+        "config files only; --params builds each model to count its parameters (imports torch).",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--params", action="store_true", help="build each configuration and count its parameters"
+    )
     args = parser.parse_args(argv)
     from convai_core.registry import get_registries
 
     regs = get_registries()
+    configs = _model_configs()
+    if args.params:
+        for row in configs:
+            try:
+                row["parameters"] = _count_parameters(row["config"])
+            except ConvaiError as exc:  # a config that needs data paths still lists
+                row["parameters"] = None
+                row["error"] = str(exc).splitlines()[0]
     models = [entry.as_dict() for entry in regs.models]
     pretrained = [entry.as_dict() for entry in regs.pretrained]
     if args.json:
-        print(json.dumps({"models": models, "pretrained": pretrained}, indent=2))
+        print(json.dumps({"configs": configs, "models": models, "pretrained": pretrained}, indent=2))
         return 0
-    print("models:")
+    print("trainable configurations (convai train model=<config>):")
+    for c in configs:
+        size = ""
+        if args.params:
+            size = f"{c['parameters'] / 1e6:8.2f}M " if c.get("parameters") else f"{'?':>9} "
+        print(f"  {c['config']:<28} {size}{c['model']:<20} {c['description']}")
+    if not configs:
+        print("  (none)")
+    print("model classes:")
     for m in models:
-        print(f"  {m['key']:<30} {m['description']}  [{m['distribution']} {m['version']}]")
+        print(f"  {m['key']:<28} {m['description']}  [{m['distribution']} {m['version']}]")
     if not models:
         print("  (none)")
     print("pretrained:")
     for p in pretrained:
         print(
-            f"  {p['key']:<30} {p['description']}  model={p.get('model', '')}  [{p['distribution']}]"
+            f"  {p['key']:<28} {p['description']}  model={p.get('model', '')}  [{p['distribution']}]"
         )
     if not pretrained:
         print("  (none)")
+    return 0
+
+
+def list_main(argv: Sequence[str]) -> int:
+    """``convai list <kind> [--json]``: one registry's entries, with who registered each."""
+    from convai_core.registry import KINDS, get_registries
+
+    parser = argparse.ArgumentParser(
+        prog="convai list",
+        description="List the entries of one registry (the components configs name by key), "
+        "with the distribution and plugin that registered each. Imports no torch.",
+    )
+    parser.add_argument("kind", choices=KINDS, help="the registry kind")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    entries = [entry.as_dict() for entry in get_registries()[args.kind]]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for e in entries:
+        print(f"{e['key']:<28} {e['description']}")
+        print(f"{'':<28} {e['target']}  [{e['distribution']} {e['version']}, plugin {e['plugin']!r}]")
+    if not entries:
+        print(f"(no {args.kind} registered)")
     return 0
 
 

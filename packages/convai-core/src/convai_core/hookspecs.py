@@ -37,61 +37,76 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def convai_register_models(registry: Registry) -> None:
     """Register trainable models (subclasses of :class:`convai_core.models.ModelBase`).
 
-    Keys are ``"<domain>/<name>"`` (``"asr/quartznet"``). Pass ``config=`` to name the Hydra config
-    option (under the ``model`` group) that builds the model; it defaults to the key itself::
+    Targets implement :class:`convai_core.interfaces.Model`. Keys are ``"<domain>/<name>"``. Pass
+    ``config=`` to name the default Hydra config option (under the ``model`` group); every YAML
+    file of that group whose ``name`` field holds the key is a trainable configuration of the
+    model (``convai models`` lists them)::
 
-        registry.add("asr/quartznet", "convai_asr.models.quartznet:QuartzNet",
-                     description="QuartzNet/Jasper CTC", config="asr/quartznet_5x5")
-
-    The config's ``name`` field must hold the registry key.
+        registry.add("asr/ctc", "convai_asr.models.ctc:CTCModel",
+                     description="CTC speech recognition", config="asr/quartznet_5x5")
     """
 
 
 @hookspec
 def convai_register_modules(registry: Registry) -> None:
-    """Register neural modules (``torch.nn.Module`` subclasses that declare input/output ports).
+    """Register model parts: preprocessors, encoders, heads (:class:`convai_core.interfaces.NeuralModule`).
 
-    Example: ``registry.add("asr/mel_spectrogram", "convai_asr.modules.features:MelSpectrogram")``.
+    Models build them with :func:`convai_core.components.build` from a config node
+    ``{name: <key>, ...}``, so ``model.encoder.name=<key>`` swaps the part. Example::
+
+        registry.add("asr/mel_spectrogram",
+                     "convai_asr.modules.features:MelSpectrogramPreprocessor")
     """
 
 
 @hookspec
 def convai_register_datasets(registry: Registry) -> None:
-    """Register dataset builders, looked up by a data config's ``dataset`` key.
+    """Register dataset builders (:class:`convai_core.interfaces.DatasetBuilder`).
 
-    Example: ``registry.add("asr/manifest", "convai_asr.data.manifest:ManifestDataset")``.
+    A data section's ``dataset`` key names one (``model.train_ds.dataset=<key>``). Example::
+
+        registry.add("asr/manifest", "convai_asr.data.loaders:manifest_dataset")
     """
 
 
 @hookspec
 def convai_register_augmentations(registry: Registry) -> None:
-    """Register data augmentations (waveform or spectrogram), looked up by a config's ``name``.
+    """Register data augmentations (:class:`convai_core.interfaces.Augmentation`).
 
-    Example: ``registry.add("asr/spec_augment", "convai_asr.augment.spec:SpecAugment")``.
+    Models build a list of them with :func:`convai_core.components.build_list` (each item
+    ``{name: <key>, prob: <0..1>, ...}``). Example::
+
+        registry.add("asr/spec_augment", "convai_asr.augment.spec:SpecAugment")
     """
 
 
 @hookspec
 def convai_register_tokenizers(registry: Registry) -> None:
-    """Register tokenizers (character vocabularies, SentencePiece, WordPiece...).
+    """Register tokenizers (:class:`convai_core.interfaces.Tokenizer`).
 
-    Example: ``registry.add("nlp/wordpiece", "convai_nlp.tokenizers.wordpiece:WordPieceTokenizer")``.
+    Models build one from their ``tokenizer`` node. Example::
+
+        registry.add("asr/char", "convai_asr.text.tokenizers:CharTokenizer")
     """
 
 
 @hookspec
 def convai_register_decoders(registry: Registry) -> None:
-    """Register output decoders (greedy CTC, beam search with a language model...).
+    """Register output decoders (:class:`convai_core.interfaces.Decoder`).
 
-    Example: ``registry.add("asr/ctc_greedy", "convai_asr.decoding.greedy:GreedyCTCDecoder")``.
+    Models build one from their ``decoding`` node. Example::
+
+        registry.add("asr/ctc_greedy", "convai_asr.decoding.greedy:GreedyCTCDecoder")
     """
 
 
 @hookspec
 def convai_register_export_targets(registry: Registry) -> None:
-    """Register export formats; the key is the ``--format`` name of ``convai export``.
+    """Register export formats (:class:`convai_core.interfaces.ExportTarget`).
 
-    Example: ``registry.add("onnx", "convai_export.targets.onnx:OnnxTarget")``.
+    The key is the ``--format`` name of ``convai export`` and of ``ModelBase.export``. Example::
+
+        registry.add("onnx", "convai_export.targets:onnx_target")
     """
 
 
@@ -99,6 +114,7 @@ def convai_register_export_targets(registry: Registry) -> None:
 def convai_register_pretrained(registry: PretrainedRegistry) -> None:
     """Add entries to the pretrained-model catalog used by ``ModelBase.from_pretrained(name)``.
 
+    Entries are data (:class:`convai_core.interfaces.PretrainedEntry`), not code.
     ``registry.add(name, location=..., sha256=..., model=..., description=...)``: ``location`` is a
     local path or an ``http(s)://`` / ``file://`` URL of a ``.convai`` archive, ``sha256`` its
     checksum (verified after every download and before every load), ``model`` the registry key of
@@ -108,7 +124,7 @@ def convai_register_pretrained(registry: PretrainedRegistry) -> None:
 
 @hookspec
 def convai_register_commands(registry: Registry) -> None:
-    """Add subcommands to the ``convai`` command line.
+    """Add subcommands to the ``convai`` command line (:class:`convai_core.interfaces.Command`).
 
     The target is a function ``main(argv: list[str]) -> int`` that parses its own arguments (so
     ``convai <name> --help`` works) and is imported only when the command runs; ``description``

@@ -28,7 +28,7 @@ def convai_register_models(registry: Registry) -> None:
 def convai_register_datasets(registry: Registry) -> None:
     registry.add(
         "core/gaussian_blobs",
-        "convai_core.data.blobs:GaussianBlobs",
+        "convai_core.data.blobs:gaussian_blobs",
         description="synthetic Gaussian clusters for classification (no files needed)",
     )
 
@@ -39,7 +39,12 @@ def convai_register_commands(registry: Registry) -> None:
     registry.add(
         "models",
         "convai_core.cli:models_main",
-        description="List registered models and the pretrained catalog",
+        description="List trainable configurations, model classes and the pretrained catalog",
+    )
+    registry.add(
+        "list",
+        "convai_core.cli:list_main",
+        description="List one registry (modules, augmentations, tokenizers...) with provenance",
     )
     registry.add(
         "plugins",

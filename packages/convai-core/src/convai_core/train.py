@@ -77,8 +77,63 @@ def _translate_model_override(overrides: list[str]) -> list[str]:
     return result
 
 
+def _override_path(override: str) -> str:
+    """The dotted key an override sets (``+model.encoder.name=x`` -> ``model.encoder.name``)."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _component_renames(overrides: Sequence[str]) -> list[str]:
+    """Config paths of component nodes whose ``name`` the overrides set."""
+    paths = []
+    for override in overrides:
+        if "=" in override and not override.startswith("~"):
+            key = _override_path(override)
+            if key.endswith(".name") and key.count(".") >= 2:  # a node below model/trainer...
+                paths.append(key[: -len(".name")])
+    return paths
+
+
+def _restart_renamed_components(
+    cfg: DictConfig, base: DictConfig, paths: Sequence[str], overrides: Sequence[str]
+) -> None:
+    """Start each component node whose registry key the command line changed afresh.
+
+    ``model.encoder.name=acme/lstm`` on a config whose encoder is ``asr/jasper_encoder`` would
+    otherwise hand the Jasper keys (``blocks``...) to the new component. The node keeps its new
+    ``name`` and the keys the same command line sets below it; the dropped keys are logged.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    for path in paths:
+        old = OmegaConf.select(base, path)
+        new = OmegaConf.select(cfg, path)
+        if not isinstance(old, DictConfig) or not isinstance(new, DictConfig):
+            continue
+        if old.get("name") == new.get("name"):
+            continue
+        given = {
+            _override_path(o)[len(path) + 1 :].split(".", 1)[0]
+            for o in overrides
+            if _override_path(o).startswith(path + ".")
+        }
+        dropped = sorted(str(k) for k in new if k not in given)
+        fresh = OmegaConf.create({k: new[k] for k in new if k in given})
+        OmegaConf.update(cfg, path, fresh, merge=False, force_add=True)
+        if dropped:
+            log.info(
+                "%s.name: %s replaces %s; its settings %s were dropped (set %s.<key> for the "
+                "new component's own)",
+                path, new.get("name"), old.get("name"), ", ".join(dropped), path,
+            )
+
+
 def compose_config(overrides: Sequence[str]) -> DictConfig:
-    """Compose the training config from the installed packages' configs and ``overrides``."""
+    """Compose the training config from the installed packages' configs and ``overrides``.
+
+    An override that names another registry key for a component node (``model.encoder.name=
+    acme/lstm``) starts that node afresh: it keeps only the keys the command line sets below it
+    (``+model.encoder.hidden=256``), so the old component's settings never reach the new one.
+    """
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -87,10 +142,16 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
     extra = [p for p in search_path() if p != f"pkg://{PRIMARY_CONFIG_MODULE}"]
     hydra_overrides = [f"hydra.searchpath=[{','.join(extra)}]"] if extra else []
     user = _translate_model_override(list(overrides))
+    renamed = _component_renames(user)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(PRIMARY_CONFIG_MODULE, version_base=None):
+            if renamed:
+                kept = [o for o in user if _override_path(o) not in {f"{p}.name" for p in renamed}]
+                base = compose(PRIMARY_CONFIG, overrides=hydra_overrides + kept)
             cfg = compose(PRIMARY_CONFIG, overrides=hydra_overrides + user)
+        if renamed:
+            _restart_renamed_components(cfg, base, renamed, user)
     except (HydraException, OmegaConfBaseException) as exc:
         options = ", ".join(list_model_configs()) or "none"
         raise ConfigError(

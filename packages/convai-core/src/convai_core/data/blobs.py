@@ -46,3 +46,24 @@ class GaussianBlobs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.features[index], self.labels[index]
+
+
+def gaussian_blobs(
+    num_samples: int = 512,
+    num_classes: int = 4,
+    feature_dim: int = 16,
+    noise: float = 1.0,
+    centers_seed: int = 0,
+    seed: int = 1,
+) -> GaussianBlobs:
+    """The ``core/gaussian_blobs`` dataset builder (arguments as :class:`BlobsConfig`'s fields)."""
+    return GaussianBlobs(
+        BlobsConfig(
+            num_samples=int(num_samples),
+            num_classes=int(num_classes),
+            feature_dim=int(feature_dim),
+            noise=float(noise),
+            centers_seed=int(centers_seed),
+            seed=int(seed),
+        )
+    )

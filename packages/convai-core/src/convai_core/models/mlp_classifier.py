@@ -10,8 +10,8 @@ from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
-from convai_core.config_utils import from_mapping, to_plain
-from convai_core.data.blobs import BlobsConfig, GaussianBlobs
+from convai_core.components import build
+from convai_core.config_utils import to_plain
 from convai_core.models.base import ModelBase
 from convai_core.types import Axis, AxisKind, Embedding, Labels, LogProbs, NeuralType, typed
 
@@ -23,8 +23,9 @@ class MLPClassifier(ModelBase):
     """A feed-forward classifier (Linear -> ReLU -> Dropout, repeated) over feature vectors.
 
     Config keys: ``feature_dim``, ``hidden_dim``, ``num_layers``, ``num_classes``, ``dropout``,
-    ``optim``, and data sections ``train_ds`` / ``validation_ds`` holding
-    :class:`~convai_core.data.blobs.BlobsConfig` fields plus ``batch_size`` and ``shuffle``.
+    ``optim``, and data sections ``train_ds`` / ``validation_ds`` holding ``dataset`` (a
+    ``datasets`` registry key, default ``core/gaussian_blobs``), that builder's keys, and
+    ``batch_size`` and ``shuffle``.
     """
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
@@ -72,8 +73,12 @@ class MLPClassifier(ModelBase):
         plain = dict(to_plain(data_cfg))
         batch_size = int(plain.pop("batch_size", 32))
         shuffle = bool(plain.pop("shuffle", split == "train"))
-        dataset_cfg = from_mapping(BlobsConfig, f"model.{self.DATA_SECTIONS[split]}", plain)
-        dataset = GaussianBlobs(dataset_cfg)
+        dataset = build(
+            "datasets",
+            {"name": plain.pop("dataset", "core/gaussian_blobs"), **plain},
+            path=f"model.{self.DATA_SECTIONS[split]}",
+            sibling_keys=("batch_size", "shuffle", "dataset"),
+        )
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=False)
 
     def training_step(
