@@ -95,35 +95,6 @@ def test_tiny_conformer_batched_equals_single(pos_encoding: str) -> None:
     assert out.shape == (2, 32, 11) and out_len.tolist() == [11, 2]
 
 
-@pytest.mark.parametrize("pos_encoding", ["rel", "abs"])
-def test_conformer_inference_paths_equal_the_training_path(pos_encoding: str) -> None:
-    """The eager inference paths (patch-matmul subsampling in batch groups, strided relative
-    scores, (B, T, D) convolution module with BatchNorm folded into shift-and-add taps, no masks
-    for an unpadded batch) give what the autograd path gives."""
-    torch.manual_seed(0)
-    encoder = ConformerEncoder(
-        16, d_model=32, n_layers=2, n_heads=4, conv_kernel=7, subsampling_conv_channels=8,
-        pos_encoding=pos_encoding,
-    ).eval()  # fmt: skip
-    for module in encoder.modules():  # trained-looking statistics, so BatchNorm is not identity
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-            module.weight.data.uniform_(0.5, 1.5)
-            module.bias.data.uniform_(-0.5, 0.5)
-    x = torch.randn(3, 16, 57)
-    for lengths, chunk_bytes in ((torch.tensor([57, 40, 23]), 16 << 20), (None, 1)):
-        lengths = torch.full((3,), 57) if lengths is None else lengths  # unpadded, one by one
-        encoder.subsampling.chunk_bytes = chunk_bytes
-        with torch.no_grad():
-            fast, fast_len = encoder(x, lengths)
-        with torch.enable_grad():
-            slow, slow_len = encoder(x, lengths)
-        assert torch.equal(fast_len, slow_len)
-        valid = torch.arange(fast.shape[-1]) < fast_len[:, None]  # (B, T')
-        assert torch.allclose(fast * valid[:, None], slow.detach() * valid[:, None], atol=1e-5)
-
-
 def test_depthwise_shifts_channels_last() -> None:
     from convai_asr.functional import depthwise_conv1d_shifts
 
@@ -191,41 +162,6 @@ def test_depthwise_shift_and_2d_forms_equal_conv1d(stride: int, dilation: int) -
     assert shifted.shape == reference.shape == as_2d.shape
     assert torch.allclose(shifted, reference, atol=1e-5)
     assert torch.allclose(as_2d, reference, atol=1e-5)
-
-
-def test_quartznet_inference_path_equals_the_training_path() -> None:
-    torch.manual_seed(0)
-    blocks = [
-        {"filters": 16, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
-        {"filters": 16, "repeat": 3, "kernel": 13, "residual": True, "separable": True},
-        {"filters": 24, "repeat": 1, "kernel": 9, "dilation": 2, "separable": True},
-        {"filters": 24, "repeat": 2, "kernel": 5, "residual": True},
-        {"filters": 32, "repeat": 1, "kernel": 1, "separable": True},
-    ]
-    encoder = JasperEncoder(8, blocks).eval()
-    for module in encoder.modules():  # trained-looking statistics, so BatchNorm is not identity
-        if isinstance(module, torch.nn.BatchNorm1d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 2.0)
-    x, lengths = torch.randn(3, 8, 61), torch.tensor([61, 44, 20])
-    with torch.no_grad():
-        fast, fast_len = encoder(x, lengths)
-    with torch.enable_grad():
-        slow, slow_len = encoder(x, lengths)
-    assert torch.equal(fast_len, slow_len)
-    assert torch.allclose(fast, slow.detach(), atol=1e-5)
-
-
-def test_relative_scores_view_equals_gather() -> None:
-    from convai_asr.modules.conformer import _relative_to_absolute
-
-    scores = torch.randn(2, 3, 7, 13)
-    with torch.enable_grad():
-        gathered = _relative_to_absolute(scores)
-    with torch.no_grad():
-        viewed = _relative_to_absolute(scores)
-    assert torch.equal(viewed, gathered)
-    assert gathered[1, 2, 4, 5] == scores[1, 2, 4, (7 - 1) - 4 + 5]
 
 
 def test_conformer_trace_keeps_masks_and_batch_size() -> None:

@@ -28,7 +28,8 @@ def _heavy_after(body: str) -> tuple[str, str]:
 def test_import_convai_core_is_light() -> None:
     heavy, _ = _heavy_after(
         "import convai_core, convai_core.hookspecs, convai_core.registry, convai_core.plugins, "
-        "convai_core.types, convai_core.archive, convai_core.pretrained, convai_core.errors"
+        "convai_core.types, convai_core.archive, convai_core.pretrained, convai_core.errors, "
+        "convai_core.fast_paths"
     )
     assert heavy == ""
 

@@ -26,17 +26,13 @@ from torch import nn
 from convai_asr import functional as AF
 from convai_asr.modules.dropout import Dropout, dropout
 from convai_asr.modules.encoder_ports import encoder_input_ports, encoder_output_ports
+from convai_core.fast_paths import cpu_fast_path_applies, graph_capture
 from convai_core.types import (
     NeuralType,
     typed,
 )
 
 __all__ = ["ConformerEncoder", "ConformerLayer", "ConvSubsampling", "sinusoidal_embedding"]
-
-
-def _eager_inference() -> bool:
-    """No autograd and no graph capture (export, compile): where the CPU fast paths apply."""
-    return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
 
 def sinusoidal_embedding(positions: torch.Tensor, d_model: int) -> torch.Tensor:
@@ -89,11 +85,12 @@ class ConvSubsampling(nn.Module):
         Shapes:
             x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
         """
-        # exported and traced graphs: two Conv ops and no batch grouping (whose group count
-        # depends on the input's shape and would be frozen by a trace)
-        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        # the plain form on CUDA, in exported and traced graphs (two Conv ops and no batch
+        # grouping, whose group count depends on the input's shape and would be frozen by a
+        # trace) and under CONVAI_REFERENCE_PATHS
+        if not cpu_fast_path_applies(x, inference=False):
             return self._forward_convs(x, lengths)
-        if torch.is_grad_enabled():
+        if not cpu_fast_path_applies(x, inference=True):  # training on CPU
             return self._forward_eager(x, lengths)
         batch, time, freq = x.shape
         item_bytes = ((time + 1) // 2) * ((freq + 1) // 2) * self.conv1.out_channels
@@ -126,9 +123,10 @@ class ConvSubsampling(nn.Module):
     def _forward_eager(
         self, x: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first conv2d (one input channel) as a matmul of 3x3 patches, which writes its
-        output channels-last directly and runs about twice as fast on CPU as the oneDNN kernel;
-        the second conv2d then runs on channels-last maps, where oneDNN is also faster.
+        """The CPU fast path: the first conv2d (one input channel) as a matmul of 3x3 patches,
+        which writes its output channels-last directly and runs about twice as fast on CPU as
+        the oneDNN kernel; the second conv2d then runs on channels-last maps, where oneDNN is
+        also faster.
 
         Shapes:
             x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
@@ -162,7 +160,8 @@ class ConvSubsampling(nn.Module):
     def _forward_convs(
         self, x: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Both stages as conv2d operations (the form exported graphs use).
+        """Both stages as conv2d operations: the reference form, used on CUDA, in exported
+        and traced graphs and under ``CONVAI_REFERENCE_PATHS``.
 
         Shapes:
             x: (B, T, F), lengths: (B,) -> (B, T', d_model), (B,).
@@ -194,18 +193,19 @@ class _FeedForward(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not _eager_inference():
+        if not cpu_fast_path_applies(x, inference=True):
             return self.net(x)
-        norm, expand, _, _, project = self.net  # eager inference: SiLU in place
+        norm, expand, _, _, project = self.net  # eager inference on CPU: SiLU in place
         return project(F.silu(expand(norm(x)), inplace=True))
 
 
 def _relative_to_absolute(scores: torch.Tensor) -> torch.Tensor:
     """Pick, for query i and key j, the score at distance index ``(T - 1) - i + j``.
 
-    In eager inference this is a strided view of ``scores`` (the rows of the result are diagonals
-    of the input: element (i, j) sits at offset ``(T - 1) + i * (2T - 2) + j`` of a row-major
-    (T, 2T - 1) block). With autograd, or while tracing for export, the same elements are reached
+    In eager inference on CPU this is a strided view of ``scores`` (the rows of the result are
+    diagonals of the input: element (i, j) sits at offset ``(T - 1) + i * (2T - 2) + j`` of a
+    row-major (T, 2T - 1) block). Elsewhere (autograd, CUDA, captured graphs, reference paths:
+    see :func:`convai_core.fast_paths.cpu_fast_path_applies`) the same elements are reached
     by shape operations only: one zero column is put in front of each row, the (T, 2T) block is
     read as 2T rows of T, its first row dropped, and the rest read as (T, 2T - 1): element (i, j)
     of that, for j < T, is the input's (i, T - 1 - i + j). Copies and reshapes are cheaper than a
@@ -215,7 +215,7 @@ def _relative_to_absolute(scores: torch.Tensor) -> torch.Tensor:
         scores: (B, H, T, 2T - 1) -> (B, H, T, T).
     """
     batch, heads, time, width = scores.shape
-    if _eager_inference():
+    if cpu_fast_path_applies(scores, inference=True):
         scores = scores.contiguous()
         return scores.as_strided(
             (batch, heads, time, time),
@@ -280,7 +280,7 @@ class _SelfAttention(nn.Module):
             positions = positions.view(-1, self.n_heads, self.d_head).permute(1, 2, 0)
             # the 1/sqrt(Dh) of the scores is applied here, on (T, Dh) rather than (T, T)
             with_v = (query + self.bias_v.unsqueeze(1)) * (1.0 / math.sqrt(self.d_head))
-            if _eager_inference():
+            if cpu_fast_path_applies(query, inference=True):
                 scores = torch.matmul(with_v, positions)  # (B, H, T, Dh) @ (H, Dh, 2T-1)
                 shifted = _relative_to_absolute(scores)  # a strided view
             else:  # a zero position first: its zero scores column saves padding (B, H, T, 2T)
@@ -293,11 +293,12 @@ class _SelfAttention(nn.Module):
             if bias is None:
                 bias = torch.zeros(batch, 1, 1, time, dtype=query.dtype, device=x.device)
             bias = bias.masked_fill(padding, float("-inf"))
-        # written out: in export / compile, as torch.export's decomposition of
+        # written out: in captured graphs, as torch.export's decomposition of
         # scaled_dot_product_attention gives its output strides that a later view rejects; in
-        # training on CPU, where SDPA's dropout draws one Bernoulli sample per score
+        # training on CPU (a fast path), where SDPA's dropout draws one Bernoulli sample per
+        # score and the packed-bit dropout is four times faster
         drop = self.dropout_att if self.training else 0.0
-        if torch.compiler.is_compiling() or (drop > 0.0 and x.device.type == "cpu"):
+        if graph_capture() or (drop > 0.0 and cpu_fast_path_applies(x, inference=False)):
             scores = torch.matmul(query, key.transpose(-1, -2)) * (1.0 / math.sqrt(self.d_head))
             if bias is not None:
                 scores = scores + bias
@@ -338,13 +339,17 @@ class _ConvModule(nn.Module):
 
     def forward(self, x: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
         # (eval BatchNorm without running statistics normalizes by the batch: not foldable)
-        if _eager_inference() and not self.training and self.batch_norm.running_var is not None:
+        if (
+            not self.training
+            and self.batch_norm.running_var is not None
+            and cpu_fast_path_applies(x, inference=True)
+        ):
             return self._infer(x, key_padding)
         x = self.norm(x).transpose(1, 2)  # (B, T, D) -> (B, D, T)
         x = F.glu(self.pointwise_in(x), dim=1)  # (B, 2D, T) -> (B, D, T)
         if key_padding is not None:
             x = x.masked_fill(key_padding.unsqueeze(1), 0.0)  # (B, T) -> (B, 1, T)
-        if torch.compiler.is_compiling():  # exported graphs: one (1, K) Conv op
+        if graph_capture():  # exported and traced graphs: one (1, K) Conv op
             x = AF.depthwise_conv1d_as_2d(x, self.depthwise)
         else:
             x = self.depthwise(x)
@@ -352,9 +357,9 @@ class _ConvModule(nn.Module):
         return self.pointwise_out(x).transpose(1, 2)  # (B, D, T) -> (B, T, D)
 
     def _infer(self, x: torch.Tensor, key_padding: torch.Tensor | None) -> torch.Tensor:
-        """Eager inference in the (B, T, D) layout: the pointwise convolutions as linear layers,
-        the depthwise one as shift-and-add with the BatchNorm folded into its taps, no
-        transposes.
+        """The CPU fast path of eager inference, in the (B, T, D) layout: the pointwise
+        convolutions as linear layers, the depthwise one as shift-and-add with the BatchNorm
+        folded into its taps, no transposes.
 
         Shapes:
             x: (B, T, D), key_padding: (B, T) bool or None -> (B, T, D).
@@ -528,9 +533,10 @@ class ConformerEncoder(nn.Module):
         x = self.input_dropout(x)
         padding = ~AF.lengths_to_mask(lengths, time)  # (B, T), True on padding
         key_padding: torch.Tensor | None = padding
-        # eager inference on an unpadded batch: no masking at all (not in a trace, which would
-        # freeze the branch taken for its example input)
-        if _eager_inference() and not torch.jit.is_tracing() and not padding.any():
+        # eager inference on CPU of an unpadded batch: no masking at all (not in a trace, which
+        # would freeze the branch taken for its example input; not on CUDA, where any() would
+        # wait for the device)
+        if cpu_fast_path_applies(x, inference=True) and not padding.any():
             key_padding = None
         for layer in self.layers:
             x = layer(x, key_padding, pos_emb)

@@ -4,8 +4,9 @@
 Conformer training step that is about a sixth of the time. :func:`dropout` instead draws one
 64-bit integer per four elements from the same (seeded) generator and compares each 16-bit quarter
 with a threshold, so an element is dropped with probability ``round(p * 65536) / 65536`` (within
-1e-5 of ``p``). On other devices, where the fused kernels are already fast, it is
-``torch.nn.functional.dropout``.
+1e-5 of ``p``). Elsewhere (other devices, where the fused kernels are already fast; captured
+graphs; ``CONVAI_REFERENCE_PATHS=1``: see :func:`convai_core.fast_paths.cpu_fast_path_applies`)
+it is ``torch.nn.functional.dropout``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from convai_core.fast_paths import cpu_fast_path_applies
 
 __all__ = ["Dropout", "dropout"]
 
@@ -39,7 +42,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if p == 1.0:
         return x * 0.0
-    if x.device.type != "cpu" or not x.is_floating_point():
+    if not x.is_floating_point() or not cpu_fast_path_applies(x, inference=False):
         return F.dropout(x, p, training=True)
     count = x.numel()
     words = torch.randint(

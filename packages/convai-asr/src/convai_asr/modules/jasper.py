@@ -25,6 +25,7 @@ from torch import nn
 from convai_asr import functional as AF
 from convai_asr.modules.dropout import Dropout
 from convai_asr.modules.encoder_ports import encoder_input_ports, encoder_output_ports
+from convai_core.fast_paths import cpu_fast_path_applies, graph_capture
 from convai_core.types import (
     NeuralType,
     typed,
@@ -136,10 +137,8 @@ class MaskedConv1d(nn.Module):
         if conv.groups == 1 or conv.groups != conv.in_channels:
             return conv(x), self.output_lengths(lengths)
         # depthwise: the fastest form for where it runs (the same values in each)
-        if torch.compiler.is_compiling():  # exported graphs
-            out = AF.depthwise_conv1d_as_2d(x, conv)
-        elif not torch.is_grad_enabled() and conv.out_channels == conv.in_channels:
-            out = AF.depthwise_conv1d_shifts(  # eager inference
+        if conv.out_channels == conv.in_channels and cpu_fast_path_applies(x, inference=True):
+            out = AF.depthwise_conv1d_shifts(  # eager inference on CPU
                 x,
                 weight=conv.weight,
                 bias=conv.bias,
@@ -147,7 +146,9 @@ class MaskedConv1d(nn.Module):
                 stride=conv.stride[0],
                 dilation=conv.dilation[0],
             )
-        else:
+        elif graph_capture():  # exported and traced graphs: one (1, K) Conv op
+            out = AF.depthwise_conv1d_as_2d(x, conv)
+        else:  # CUDA, training, reference paths
             out = conv(x)
         return out, self.output_lengths(lengths)
 
