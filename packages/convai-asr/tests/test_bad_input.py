@@ -16,7 +16,7 @@ from convai_core.train import main
 COMMON = [
     "model=asr/demo_ctc",
     "model.validation_ds=null",
-    "model.spec_augment=null",
+    "model.augmentations=[]",
     "model.train_ds.batch_seconds=null",
     "+model.train_ds.batch_size=4",
     "model.train_ds.num_workers=0",

@@ -84,7 +84,7 @@ def test_change_vocabulary_keeps_the_encoder(fitted) -> None:
     encoder_before = {k: v.clone() for k, v in model.encoder.state_dict().items()}
     digits = [" ", *"abcdefghijklmnopqrstuvwxyz", "'", *"0123456789"]
     model_copy = ModelBase.restore_from(result.archive)
-    model_copy.change_vocabulary({"type": "char", "vocabulary": digits})
+    model_copy.change_vocabulary({"name": "asr/char", "vocabulary": digits})
     for key, value in model_copy.encoder.state_dict().items():
         assert torch.equal(value, encoder_before[key]), key
     log_probs, _ = model_copy(torch.randn(1, 16000), torch.tensor([16000]))
@@ -139,7 +139,7 @@ def test_sentencepiece_tokenizer_travels_in_the_archive(tiny_speech, tmp_path) -
     model_file = tmp_path / "sp" / "tokenizer.model"
     cfg = compose_config(["model=asr/demo_ctc", "model.train_ds.manifest=unused"])
     OmegaConf.set_struct(cfg, False)
-    cfg.model.tokenizer = OmegaConf.create({"type": "sentencepiece", "model_path": str(model_file)})
+    cfg.model.tokenizer = OmegaConf.create({"name": "asr/sentencepiece", "model_path": str(model_file)})
     from convai_asr.models.ctc import CTCModel
 
     model = CTCModel(cfg.model).eval()
@@ -168,7 +168,7 @@ def test_fine_tune_from_archive_with_a_new_vocabulary(fitted, tiny_speech, tmp_p
             "model.train_ds.batch_seconds=null",
             "+model.train_ds.batch_size=10",
             "model.validation_ds=null",
-            "model.spec_augment=null",
+            "model.augmentations=[]",
             "model.optim.lr=0.0",
             "model.optim.sched.name=none",
             "trainer.max_steps=2",
@@ -182,7 +182,7 @@ def test_fine_tune_from_archive_with_a_new_vocabulary(fitted, tiny_speech, tmp_p
     )
     OmegaConf.set_struct(cfg, False)
     cfg.model.encoder = source.cfg.encoder
-    cfg.model.tokenizer = OmegaConf.create({"type": "char", "vocabulary": digits})
+    cfg.model.tokenizer = OmegaConf.create({"name": "asr/char", "vocabulary": digits})
     tuned = train(cfg).model
     for key, value in source.encoder.state_dict().items():
         if key.endswith("num_batches_tracked") or "running_" in key:

@@ -72,7 +72,7 @@ def test_han_character_model_learns_mandarin(mandarin_speech: Path, tmp_path: Pa
             f"model.train_ds.manifest={mandarin_speech}",
             "model.train_ds.batch_seconds=null",
             "+model.train_ds.batch_size=10",
-            "model.spec_augment=null",
+            "model.augmentations=[]",
             "model.validation_ds=null",
             "model.optim.lr=5e-3",
             "model.optim.sched.warmup_steps=30",
@@ -84,7 +84,7 @@ def test_han_character_model_learns_mandarin(mandarin_speech: Path, tmp_path: Pa
         ]
     )
     OmegaConf.set_struct(cfg, False)
-    cfg.model.tokenizer = OmegaConf.create({"type": "char", "vocabulary": vocabulary})
+    cfg.model.tokenizer = OmegaConf.create({"name": "asr/char", "vocabulary": vocabulary})
     cfg.model.encoder.blocks = OmegaConf.create(
         [
             {"filters": 128, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},

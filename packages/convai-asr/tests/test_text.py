@@ -163,20 +163,27 @@ def test_sentencepiece_errors(tmp_path: Path) -> None:
 
 
 def test_build_tokenizer_from_config() -> None:
-    assert build_tokenizer({"type": "char"}).tokens == ENGLISH.tokens
-    custom = build_tokenizer({"type": "char", "vocabulary": ["a", "b", " "]})
+    assert build_tokenizer({"name": "asr/char"}).tokens == ENGLISH.tokens
+    custom = build_tokenizer({"name": "asr/char", "vocabulary": ["a", "b", " "]})
     assert custom.vocab_size == 3
     assert build_tokenizer(custom.to_config()).tokens == custom.tokens
+
+
+def test_legacy_tokenizer_type_still_builds_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match=r"tokenizer.name='asr/char'"):
+        legacy = build_tokenizer({"type": "char", "vocabulary": ["a", " "]})
+    assert legacy.tokens == ["a", " "]
 
 
 @pytest.mark.parametrize(
     ("cfg", "message"),
     [
-        ({}, "tokenizer.type must be one of"),
-        ({"type": "wordpiece"}, "tokenizer.type must be one of"),
-        ({"type": "char", "vocab": ["a"]}, "did you mean 'vocabulary'"),
-        ({"type": "sentencepiece", "model": "x"}, "did you mean 'model_path'"),
-        ({"type": "sentencepiece"}, "model_path is required"),
+        ({}, r"tokenizer.name is missing"),
+        ({"name": "asr/chars"}, r"not a registered tokenizers key. Did you mean 'asr/char'"),
+        ({"type": "wordpiece"}, r"tokenizer.type='wordpiece' is not known"),
+        ({"name": "asr/char", "vocab": ["a"]}, r"tokenizer.vocab for asr/char. Did you mean 'vocabulary'"),
+        ({"name": "asr/sentencepiece", "model": "x"}, r"Did you mean 'model_path'"),
+        ({"name": "asr/sentencepiece"}, r"needs 'model_path'; set tokenizer.model_path"),
     ],
 )
 def test_build_tokenizer_errors(cfg: dict[str, object], message: str) -> None:

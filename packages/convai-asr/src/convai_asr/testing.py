@@ -76,7 +76,7 @@ def concatenate(manifest: Path, indices: list[int], out_wav: Path) -> tuple[str,
 
 TINY_ENCODERS: dict[str, dict[str, Any]] = {
     "quartznet": {
-        "type": "jasper",
+        "name": "asr/jasper_encoder",
         "blocks": [
             {"filters": 128, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
             {"filters": 128, "repeat": 2, "kernel": 13, "residual": True, "separable": True},
@@ -85,7 +85,7 @@ TINY_ENCODERS: dict[str, dict[str, Any]] = {
         ],
     },
     "conformer": {
-        "type": "conformer",
+        "name": "asr/conformer_encoder",
         "d_model": 96,
         "n_layers": 2,
         "n_heads": 4,
@@ -121,7 +121,8 @@ def fit_tiny(
             "+model.train_ds.batch_size=10",
             # light SpecAugment: without it a tiny Conformer memorises the 20 commands and
             # garbles the first sound of a command that follows a pause in long recordings
-            "++model.spec_augment={freq_masks:2,freq_width:10,time_masks:2,time_width:0.05}",
+            "model.augmentations=[{name:asr/spec_augment,freq_masks:2,freq_width:10,"
+            "time_masks:2,time_width:0.05}]",
             "model.validation_ds=null",
             f"model.optim.lr={LR[kind]}",
             "model.optim.sched.warmup_steps=30",

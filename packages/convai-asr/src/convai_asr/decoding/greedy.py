@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["GreedyHypothesis", "ctc_greedy_decode", "word_timestamps"]
+from convai_core.interfaces import Hypothesis
+
+__all__ = ["GreedyCTCDecoder", "GreedyHypothesis", "ctc_greedy_decode", "word_timestamps"]
 
 #: SentencePiece's word-start marker; stripped from token texts when building words.
 WORD_MARKER = "\u2581"
@@ -84,8 +86,31 @@ def ctc_greedy_decode(
     return hypotheses
 
 
+class GreedyCTCDecoder:
+    """The ``asr/ctc_greedy`` decoder: :func:`ctc_greedy_decode` as a registry component.
+
+    Built from a model's ``decoding`` node (``{name: asr/ctc_greedy}``); the model supplies
+    ``blank_id``. Implements :class:`convai_core.interfaces.Decoder`.
+
+    Args:
+        blank_id: index of the blank class.
+
+    Shapes:
+        log_probs: (B, T, V), lengths: (B,) -> B hypotheses.
+    """
+
+    def __init__(self, blank_id: int) -> None:
+        self.blank_id = int(blank_id)
+
+    def __repr__(self) -> str:
+        return f"GreedyCTCDecoder(blank_id={self.blank_id})"
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[GreedyHypothesis]:
+        return ctc_greedy_decode(log_probs, lengths, blank_id=self.blank_id)
+
+
 def word_timestamps(
-    hyp: GreedyHypothesis,
+    hyp: Hypothesis,
     tokens_text: list[str],
     word_start_flags: list[bool],
     frame_shift_s: float,

@@ -1,8 +1,25 @@
-"""CTC speech recognition: mel features -> encoder (Jasper/QuartzNet or Conformer) -> CTC head.
+"""CTC speech recognition: preprocessor -> augmentations -> encoder -> CTC head -> decoder.
 
-One class covers every CTC architecture; the ``encoder.type`` config key picks the encoder. The
-model trains from manifests, logs WER/CER in validation, transcribes files (with word timestamps,
-and in overlapping chunks for long audio), and swaps its vocabulary for transfer learning.
+One class covers every CTC architecture. Each part is a component node built from the registry
+by its ``name`` (:func:`convai_core.components.build`), so any installed plugin's part fits::
+
+    preprocessor: {name: asr/mel_spectrogram, n_mels: 80}
+    augmentations: [{name: asr/spec_augment, time_masks: 10}, {name: asr/spec_cutout, prob: 0.5}]
+    encoder: {name: asr/conformer_encoder, d_model: 176}   # or asr/quartznet_encoder, a plugin's
+    head: {name: asr/ctc_head}
+    tokenizer: {name: asr/char, vocabulary: [...]}
+    decoding: {name: asr/ctc_greedy}
+    train_ds: {dataset: asr/manifest, manifest: train.jsonl, batch_seconds: 320}
+
+The model supplies what a part must not repeat (the encoder's ``feat_in``, the head's
+``num_classes``, the decoder's ``blank_id`` and ``tokenizer``) and checks the neural types of
+consecutive parts when it composes them. Augmentations whose input is audio run before the
+preprocessor, the others on its features. Configs written with ``type:`` keys and top-level
+``spec_augment`` / ``spec_cutout`` sections still load, with a warning naming the new key.
+
+The model trains from manifests, logs WER/CER in validation, transcribes files (with word
+timestamps, and in overlapping chunks for long audio), and swaps its vocabulary for transfer
+learning.
 
 Batch legend: B batch, T samples, F mel bins, T' encoder frames, U target tokens, V vocabulary+blank.
 """
@@ -10,6 +27,7 @@ Batch legend: B batch, T samples, F mel bins, T' encoder frames, U target tokens
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,105 +37,227 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 
-from convai_asr.augment.spec import SpecAugment, SpecCutout
-from convai_asr.data.dataset import AudioTextDataset, DurationBucketSampler, collate_audio_text
-from convai_asr.data.manifest import read_manifests
-from convai_asr.decoding.greedy import ctc_greedy_decode, word_timestamps
+from convai_asr.augment.chain import AugmentationChain
+from convai_asr.data.dataset import DurationBucketSampler
+from convai_asr.data.loaders import build_audio_loader
+from convai_asr.decoding.greedy import word_timestamps
 from convai_asr.metrics.wer import ErrorRateAccumulator
-from convai_asr.modules.conformer import ConformerEncoder
-from convai_asr.modules.ctc_head import ConvCTCDecoder
-from convai_asr.modules.features import MelSpectrogramPreprocessor
-from convai_asr.modules.jasper import JasperEncoder, jasper_10x5_blocks, quartznet_blocks
 from convai_asr.text.normalize import TextNormalizer
-from convai_asr.text.tokenizers import build_tokenizer
+from convai_asr.text.tokenizers import LEGACY_TOKENIZER_NAMES
+from convai_core.components import BuiltItem, build, build_list, rename_legacy_type
 from convai_core.config_utils import to_plain
 from convai_core.errors import ConfigError, ConvaiError, ExportError
 from convai_core.models.base import ModelBase
-from convai_core.types import AudioSignal, B, Lengths, LogProbs, NeuralType, T
+from convai_core.types import AudioSignal, B, Lengths, LogProbs, NeuralType, T, connect
 from convai_core.types.axes import Axis, AxisKind
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
-    from convai_asr.text.tokenizers import Tokenizer
     from convai_core.export_spec import ExportSpec
+    from convai_core.interfaces import Decoder, Tokenizer
 
 #: Checkpoint key of the training sampler's state (epoch and batches consumed).
 SAMPLER_STATE_KEY = "convai_train_sampler"
 
+#: The part a config leaves out, by config key.
+DEFAULT_PARTS = {
+    "preprocessor": "asr/mel_spectrogram",
+    "head": "asr/ctc_head",
+    "decoding": "asr/ctc_greedy",
+}
+#: Old ``encoder.type`` values and the registry keys that replace them.
+LEGACY_ENCODER_NAMES = {
+    "jasper": "asr/jasper_encoder",
+    "quartznet": "asr/quartznet_encoder",
+    "conformer": "asr/conformer_encoder",
+}
+_REMOVED_IN = "convai-asr 0.3"
+
 log = logging.getLogger(__name__)
 
-ENCODER_TYPES = ("jasper", "quartznet", "conformer")
 
+def upgrade_legacy_config(cfg: DictConfig) -> None:
+    """Rewrite, in place, the config forms of convai-asr 0.1 into component nodes (with warnings).
 
-def build_encoder(cfg: Mapping[str, Any], feat_in: int) -> tuple[nn.Module, int]:
-    """Build the encoder named by ``cfg['type']``; returns (module, output channels).
-
-    ``quartznet``: ``arch: {b, r, dropout}`` picks the published BxR block list; ``jasper``:
-    ``blocks`` is an explicit block list or ``jasper_10x5``; ``conformer``: the keyword arguments
-    of :class:`~convai_asr.modules.conformer.ConformerEncoder`.
+    ``tokenizer.type`` and ``encoder.type`` become ``name`` (a QuartzNet's ``arch: {b, r,
+    dropout}`` moves up into the node), and top-level ``spec_augment`` / ``spec_cutout``
+    sections join the ``augmentations`` list. Archives saved by 0.1 restore through this.
     """
-    cfg = dict(cfg)
-    kind = cfg.pop("type", None)
-    if kind in ("quartznet", "jasper"):
-        if kind == "quartznet":
-            blocks: Any = quartznet_blocks(**dict(cfg.pop("arch", None) or {"b": 15, "r": 5}))
-        else:
-            blocks = cfg.pop("blocks", None)
-            blocks = jasper_10x5_blocks() if blocks == "jasper_10x5" else blocks
-        if cfg:
-            raise ConfigError(f"model.encoder: unknown keys {sorted(cfg)} for a {kind} encoder")
-        if not blocks:
-            raise ConfigError("model.encoder.blocks is missing for a jasper encoder")
-        encoder = JasperEncoder(feat_in=feat_in, blocks=[dict(b) for b in blocks])
-        return encoder, encoder.d_model
-    if kind == "conformer":
-        try:
-            conformer = ConformerEncoder(feat_in=feat_in, **cfg)
-        except TypeError as exc:
-            raise ConfigError(f"model.encoder: {exc}") from exc
-        return conformer, conformer.d_model
+    if cfg.get("tokenizer") is not None:
+        cfg.tokenizer = rename_legacy_type(
+            cfg.tokenizer, path="model.tokenizer", names=LEGACY_TOKENIZER_NAMES,
+            removed_in=_REMOVED_IN,
+        )
+    if cfg.get("encoder") is not None:
+        encoder = rename_legacy_type(
+            cfg.encoder, path="model.encoder", names=LEGACY_ENCODER_NAMES, removed_in=_REMOVED_IN
+        )
+        if encoder.get("name") == "asr/quartznet_encoder" and "arch" in encoder:
+            encoder = {**{k: v for k, v in encoder.items() if k != "arch"}, **encoder["arch"]}
+        cfg.encoder = encoder
+    legacy = [key for key in ("spec_augment", "spec_cutout") if key in cfg]
+    if legacy:
+        items = list(to_plain(cfg.get("augmentations")) or [])
+        for key in legacy:
+            section = to_plain(cfg.pop(key))
+            if section is None:
+                continue
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"model.{key} must be a mapping of its settings or null.")
+            items.append({"name": f"asr/{key}", **section})
+            warnings.warn(
+                f"model.{key} is deprecated and stops working in {_REMOVED_IN}; list it under "
+                f"model.augmentations as {{name: asr/{key}, ...}} instead.",
+                FutureWarning,
+                stacklevel=3,
+            )
+        cfg.augmentations = items
+
+
+def _positional(producer: Any, consumer: Any) -> dict[str, str]:
+    """Link the producer's outputs to the consumer's inputs in declaration order."""
+    return dict(zip(producer.output_ports, consumer.input_ports, strict=False))
+
+
+def _axis_size(module: Any, kind: AxisKind, what: str) -> int:
+    """The fixed size of the ``kind`` axis of ``module``'s first output port."""
+    port = next(iter(module.output_ports.values()), None)
+    for axis in (port.axes or ()) if port is not None else ():
+        if axis.kind is kind and axis.size is not None:
+            return int(axis.size)
     raise ConfigError(
-        f"model.encoder.type={kind!r} is not known; use one of {', '.join(ENCODER_TYPES)}"
+        f"{type(module).__name__} must declare the size of the {kind.name} axis of its first "
+        f"output port (the model sizes the {what} from it); give output_ports a sized axis "
+        f"such as {kind.name}.sized(n)."
     )
 
 
+class _Outputs:
+    """A producer view of a few output ports, for checking one link."""
+
+    def __init__(self, ports: Mapping[str, NeuralType]) -> None:
+        self.output_ports = dict(ports)
+        self.input_ports: dict[str, NeuralType] = {}
+
+
 class CTCModel(ModelBase):
-    """Encoder-decoder CTC speech recognizer (QuartzNet/Jasper or Conformer encoders)."""
+    """Encoder-decoder CTC speech recognizer built from registry components."""
 
     # the duration-bucketing batch sampler deals each rank its own batches
     SHARDS_ITS_OWN_DATA = True
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
+        upgrade_legacy_config(self.cfg)
         c = self.cfg
         self.sample_rate = int(c.get("sample_rate", 16000))
         self._setup_tokenizer(c.tokenizer)
-        self.preprocessor = MelSpectrogramPreprocessor(
-            sample_rate=self.sample_rate, **to_plain(c.get("preprocessor") or {})
+        self.preprocessor = build(
+            "modules",
+            self._part("preprocessor"),
+            path="model.preprocessor",
+            context={"sample_rate": self.sample_rate},
         )
-        n_mels = int((c.get("preprocessor") or {}).get("n_mels", 64))
-        self.spec_augment = (
-            SpecAugment(**to_plain(c.spec_augment)) if c.get("spec_augment") else None
+        audio_items: list[BuiltItem] = []
+        feature_items: list[BuiltItem] = []
+        for item in build_list("augmentations", c.get("augmentations"), path="model.augmentations"):
+            port = next(iter(getattr(item.component, "input_ports", {}).values()), None)
+            on_audio = port is not None and isinstance(port.element, AudioSignal)
+            (audio_items if on_audio else feature_items).append(item)
+        self.audio_augmentations = AugmentationChain(audio_items)
+        self.augmentations = AugmentationChain(feature_items)
+        feat_in = _axis_size(self.preprocessor, AxisKind.MEL, "encoder's feat_in")
+        self.encoder = build(
+            "modules", c.encoder, path="model.encoder", context={"feat_in": feat_in}
         )
-        self.spec_cutout = SpecCutout(**to_plain(c.spec_cutout)) if c.get("spec_cutout") else None
-        self.encoder, enc_dim = build_encoder(to_plain(c.encoder), feat_in=n_mels)
-        self.decoder = ConvCTCDecoder(feat_in=enc_dim, num_classes=self.tokenizer.vocab_size)
+        self.decoder = self._build_head()
+        self._check_composition()
         self._val_errors = ErrorRateAccumulator()
         self._train_sampler: DurationBucketSampler | None = None
         self._sampler_state: dict[str, Any] | None = None  # from a checkpoint, for the next loader
 
+    # ------------------------------------------------------------------ parts
+    def _part(self, key: str) -> Any:
+        node = self.cfg.get(key)
+        return node if node is not None else {"name": DEFAULT_PARTS[key]}
+
+    def _build_head(self) -> nn.Module:
+        enc_dim = _axis_size(self.encoder, AxisKind.CHANNEL, "CTC head's feat_in")
+        head: nn.Module = build(
+            "modules",
+            self._part("head"),
+            path="model.head",
+            context={"feat_in": enc_dim, "num_classes": self.tokenizer.vocab_size},
+        )
+        self.decoding: Decoder = build(
+            "decoders",
+            self._part("decoding"),
+            path="model.decoding",
+            context={"blank_id": self.blank_id, "tokenizer": self.tokenizer},
+        )
+        return head
+
+    def _check_composition(self) -> None:
+        """Check the neural types of every link between parts; the error names both ends."""
+        names = {
+            "preprocessor": f"model.preprocessor ({self._part('preprocessor')['name']})",
+            "encoder": f"model.encoder ({self.cfg.encoder['name']})",
+            "head": f"model.head ({self._part('head')['name']})",
+        }
+        links = [
+            (self.preprocessor, self.encoder, "preprocessor", "encoder"),
+            (self.encoder, self.decoder, "encoder", "head"),
+        ]
+        for producer, consumer, p_key, c_key in links:
+            connect(
+                producer,
+                consumer,
+                mapping=_positional(producer, consumer),
+                producer_name=names[p_key],
+                consumer_name=names[c_key],
+            )
+        chains = [
+            (self.audio_augmentations, _Outputs(self.input_ports), "model inputs", self.preprocessor),
+            (self.augmentations, _Outputs(self.preprocessor.output_ports), names["preprocessor"],
+             self.encoder),
+        ]
+        for chain, source, source_name, consumer in chains:
+            augmentation: Any
+            for augmentation, key in zip(chain.items, chain.keys, strict=True):
+                name = f"model.augmentations ({key})"
+                connect(
+                    source,
+                    augmentation,
+                    mapping=_positional(source, augmentation),
+                    producer_name=source_name,
+                    consumer_name=name,
+                )
+                # the augmented signal replaces the source's first output
+                signal = dict(list(augmentation.output_ports.items())[:1])
+                view = _Outputs({**signal, **dict(list(source.output_ports.items())[1:])})
+                connect(
+                    view,
+                    consumer,
+                    mapping=_positional(view, consumer),
+                    producer_name=name,
+                    consumer_name=type(consumer).__name__,
+                )
+
     # ------------------------------------------------------------------ vocabulary
     def _setup_tokenizer(self, tokenizer_cfg: Any) -> None:
-        plain = dict(to_plain(tokenizer_cfg))
-        if plain.get("type") == "sentencepiece" and plain.get("model_path"):
-            plain["model_path"] = self.register_artifact(
-                "tokenizer.model_path", plain["model_path"]
+        node = dict(to_plain(tokenizer_cfg))
+        if node.get("model_path"):
+            self.cfg.tokenizer = node
+            node["model_path"] = self.register_artifact(
+                "tokenizer.model_path", node["model_path"]
             )
-        self.tokenizer: Tokenizer = build_tokenizer(plain)
-        vocabulary = None if plain.get("type") == "sentencepiece" else self.tokenizer.tokens
+        self.cfg.tokenizer = node
+        self.tokenizer: Tokenizer = build("tokenizers", node, path="model.tokenizer")
+        # character tokenizers name the characters transcripts may hold; sub-word ones take any
         self.normalizer = TextNormalizer(
-            vocabulary, numbers_to_words=bool(plain.get("numbers_to_words", True))
+            getattr(self.tokenizer, "alphabet", None),
+            numbers_to_words=bool(self.cfg.get("numbers_to_words", True)),
         )
 
     @property
@@ -126,11 +266,16 @@ class CTCModel(ModelBase):
 
     def change_vocabulary(self, tokenizer_cfg: Mapping[str, Any]) -> None:
         """Use a new alphabet or tokenizer: a fresh CTC head, the encoder weights kept."""
-        self.cfg.tokenizer = OmegaConf.create(dict(tokenizer_cfg))
         self._artifacts.pop("tokenizer.model_path", None)
-        self._setup_tokenizer(self.cfg.tokenizer)
-        enc_dim = self.decoder.feat_in
-        self.decoder = ConvCTCDecoder(feat_in=enc_dim, num_classes=self.tokenizer.vocab_size)
+        self._setup_tokenizer(
+            rename_legacy_type(
+                OmegaConf.create(dict(tokenizer_cfg)),
+                path="tokenizer",
+                names=LEGACY_TOKENIZER_NAMES,
+                removed_in=_REMOVED_IN,
+            )
+        )
+        self.decoder = self._build_head()
         log.info(
             "vocabulary changed: %d tokens; the CTC head was re-initialized",
             self.tokenizer.vocab_size,
@@ -158,12 +303,11 @@ class CTCModel(ModelBase):
         self, audio_signal: torch.Tensor, length: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Shapes: audio_signal (B, T), length (B,) -> log_probs (B, T', V), encoded_length (B,)."""
+        if self.training and len(self.audio_augmentations):
+            audio_signal = self.audio_augmentations(audio_signal, length)
         spec, spec_len = self.preprocessor(audio_signal, length)  # (B, F, T_spec)
-        if self.training:
-            if self.spec_augment is not None:
-                spec = self.spec_augment(spec, spec_len)
-            if self.spec_cutout is not None:
-                spec = self.spec_cutout(spec, spec_len)
+        if self.training and len(self.augmentations):
+            spec = self.augmentations(spec, spec_len)
         encoded, encoded_len = self.encoder(spec, spec_len)  # (B, D, T')
         log_probs = self.decoder(encoded)  # (B, T', V)
         return log_probs, encoded_len
@@ -171,7 +315,7 @@ class CTCModel(ModelBase):
     @property
     def frame_shift_s(self) -> float:
         """Seconds between two output frames (hop length times the encoder's time stride)."""
-        hop = float((self.cfg.get("preprocessor") or {}).get("window_stride", 0.01))
+        hop = float(getattr(self.preprocessor, "frame_shift_s", 0.01))
         # Jasper encoders name their time stride "stride", Conformers "subsampling_factor"
         for name in ("stride", "subsampling_factor"):
             stride = getattr(self.encoder, name, None)
@@ -256,73 +400,33 @@ class CTCModel(ModelBase):
         return pooled
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        """Greedy CTC decoding to text. Shapes: log_probs (B, T', V), lengths (B,)."""
-        return [
-            self.tokenizer.decode(h.token_ids)
-            for h in ctc_greedy_decode(log_probs, lengths, blank_id=self.blank_id)
-        ]
+        """Decode with the configured decoder to text. Shapes: log_probs (B, T', V), lengths (B,)."""
+        return [self.tokenizer.decode(h.token_ids) for h in self.decoding(log_probs, lengths)]
 
     # ------------------------------------------------------------------ data
     def build_dataloader(self, data_cfg: DictConfig, split: str) -> DataLoader[Any] | None:
-        c = dict(to_plain(data_cfg))
-        known = {
-            "manifest",
-            "batch_size",
-            "batch_seconds",
-            "shuffle",
-            "min_duration",
-            "max_duration",
-            "skip_bad_audio",
-            "skip_malformed",
-            "num_workers",
-            "seed",
-        }
-        from convai_core.config_utils import check_keys
-
-        check_keys(f"model.{self.DATA_SECTIONS[split]}", c, known)
-        if not c.get("manifest"):
-            return None
-        read = read_manifests(
-            c["manifest"],
-            min_duration=c.get("min_duration"),
-            max_duration=c.get("max_duration"),
-            skip_malformed=bool(c.get("skip_malformed", False)),
-        )
-        log.info("%s data: %s", split, read.summary())
-        dataset = AudioTextDataset(
-            read.entries,
-            self.tokenizer,
-            sample_rate=self.sample_rate,
-            normalizer=self.normalizer,
-            skip_bad_audio=bool(c.get("skip_bad_audio", False)),
-        )
-        if self.normalizer.removed:
-            log.info(
-                "%s text: removed characters outside the vocabulary: %s",
-                split,
-                dict(self.normalizer.removed.most_common(20)),
-            )
         world, rank = 1, 0
         if self._trainer is not None:
             world, rank = self.trainer.world_size, self.trainer.global_rank
-        sampler = DurationBucketSampler(
-            [e.duration for e in read.entries],
-            batch_seconds=c.get("batch_seconds"),
-            batch_size=c.get("batch_size") if not c.get("batch_seconds") else None,
-            shuffle=bool(c.get("shuffle", split == "train")),
-            seed=int(c.get("seed", 0)),
+        built = build_audio_loader(
+            data_cfg,
+            path=f"model.{self.DATA_SECTIONS[split]}",
+            context={
+                "tokenizer": self.tokenizer,
+                "normalizer": self.normalizer,
+                "sample_rate": self.sample_rate,
+            },
+            default_shuffle=split == "train",
             num_replicas=world,
             rank=rank,
         )
+        if built is None:
+            return None
+        loader, sampler = built
         if split == "train":
             self._restore_sampler(sampler)
             self._train_sampler = sampler
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            collate_fn=collate_audio_text,
-            num_workers=int(c.get("num_workers", 0)),
-        )
+        return loader
 
     # ------------------------------------------------------------------ epochs and exact resume
     def on_train_epoch_start(self) -> None:
@@ -416,8 +520,8 @@ class CTCModel(ModelBase):
     def words_from_log_probs(
         self, log_probs: torch.Tensor, length: int
     ) -> tuple[str, list[dict[str, Any]]]:
-        """Greedy text and word timestamps of one utterance. Shapes: log_probs (T', V)."""
-        hyp = ctc_greedy_decode(log_probs[None], torch.tensor([length]), blank_id=self.blank_id)[0]
+        """Decoded text and word timestamps of one utterance. Shapes: log_probs (T', V)."""
+        hyp = self.decoding(log_probs[None], torch.tensor([length]))[0]
         pieces = [self.tokenizer.tokens[i] for i in hyp.token_ids]
         starts = self.tokenizer.word_boundaries(hyp.token_ids)
         words = word_timestamps(hyp, pieces, starts, self.frame_shift_s)

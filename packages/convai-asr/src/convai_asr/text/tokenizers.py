@@ -7,22 +7,26 @@ it at id ``vocab_size`` (so its output layer has ``vocab_size + 1`` classes).
   text (so Mandarin Han characters work).
 * :class:`SentencePieceTokenizer`: sub-word pieces from a SentencePiece model, trained offline
   with :func:`train_sentencepiece`.
-* :func:`build_tokenizer`: either of them from a config mapping.
+* :func:`build_tokenizer`: a tokenizer from a config node ``{name: <tokenizers key>, ...}``
+  through the registry (``asr/char``, ``asr/sentencepiece`` or a plugin's).
+
+Both implement :class:`convai_core.interfaces.Tokenizer` (re-exported here), the protocol every
+convai tokenizer follows.
 """
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 import string
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from convai_core.errors import ConfigError, ConvaiError
+from convai_core.interfaces import Tokenizer
 
 __all__ = [
     "CharTokenizer",
@@ -33,52 +37,22 @@ __all__ = [
 ]
 
 _WORD_START = "\u2581"  # SentencePiece's "▁", marks a piece that starts a word
-
-
-@runtime_checkable
-class Tokenizer(Protocol):
-    """What ASR models and decoders need from a tokenizer.
-
-    Attributes:
-        vocab_size: number of tokens, without the CTC blank.
-        tokens: the text of each token, indexed by id.
-    """
-
-    @property
-    def vocab_size(self) -> int: ...
-
-    @property
-    def tokens(self) -> list[str]: ...
-
-    def encode(self, text: str) -> list[int]:
-        """Text to ids (the text must already be normalized)."""
-        ...
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Ids to text."""
-        ...
-
-    def word_boundaries(self, ids: Sequence[int]) -> list[bool]:
-        """For each id, whether its token starts a new word."""
-        ...
-
-    def to_config(self) -> dict[str, Any]:
-        """A config mapping that :func:`build_tokenizer` turns back into this tokenizer."""
-        ...
+_ENGLISH = (" ", *string.ascii_lowercase, "'")
 
 
 class CharTokenizer:
     """One token per character.
 
     Args:
-        vocabulary: the characters, in id order; each a single character, no duplicates.
+        vocabulary: the characters, in id order; each a single character, no duplicates. A
+            string is read as its characters; ``None`` gives :meth:`english`'s.
 
     Raises:
         ConfigError: the vocabulary is empty, holds duplicates or multi-character entries.
     """
 
-    def __init__(self, vocabulary: Sequence[str]) -> None:
-        vocabulary = list(vocabulary)
+    def __init__(self, vocabulary: Sequence[str] | None = None) -> None:
+        vocabulary = list(_ENGLISH if vocabulary is None else vocabulary)
         if not vocabulary:
             raise ConfigError("a character vocabulary needs at least one character")
         long_entries = [v for v in vocabulary if not isinstance(v, str) or len(v) != 1]
@@ -96,7 +70,7 @@ class CharTokenizer:
     @classmethod
     def english(cls) -> CharTokenizer:
         """Space, ``a``-``z`` and the apostrophe, in that order (28 tokens)."""
-        return cls([" ", *string.ascii_lowercase, "'"])
+        return cls(_ENGLISH)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], *, min_count: int = 1) -> CharTokenizer:
@@ -170,9 +144,14 @@ class CharTokenizer:
             previous_space = is_space
         return flags
 
+    @property
+    def alphabet(self) -> list[str]:
+        """The characters transcripts may hold (text normalization drops the others)."""
+        return list(self._tokens)
+
     def to_config(self) -> dict[str, Any]:
-        """``{"type": "char", "vocabulary": [...]}``."""
-        return {"type": "char", "vocabulary": list(self._tokens)}
+        """``{"name": "asr/char", "vocabulary": [...]}``."""
+        return {"name": "asr/char", "vocabulary": list(self._tokens)}
 
 
 class SentencePieceTokenizer:
@@ -233,8 +212,8 @@ class SentencePieceTokenizer:
         return [self._tokens[int(i)].startswith(_WORD_START) for i in ids]
 
     def to_config(self) -> dict[str, Any]:
-        """``{"type": "sentencepiece", "model_path": "..."}``."""
-        return {"type": "sentencepiece", "model_path": str(self.model_path)}
+        """``{"name": "asr/sentencepiece", "model_path": "..."}``."""
+        return {"name": "asr/sentencepiece", "model_path": str(self.model_path)}
 
 
 def train_sentencepiece(
@@ -319,50 +298,29 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-_TOKENIZER_KEYS: dict[str, set[str]] = {
-    "char": {"type", "vocabulary"},
-    "sentencepiece": {"type", "model_path"},
-}
+#: Old ``tokenizer.type`` values and the registry keys that replace them.
+LEGACY_TOKENIZER_NAMES = {"char": "asr/char", "sentencepiece": "asr/sentencepiece"}
 
 
-def build_tokenizer(cfg: Mapping[str, Any]) -> Tokenizer:
-    """Build a tokenizer from a config mapping (a dict or an OmegaConf ``DictConfig``).
+def build_tokenizer(cfg: Any, *, path: str = "tokenizer") -> Tokenizer:
+    """Build a tokenizer from a config node through the ``tokenizers`` registry.
 
-    ``{"type": "char"}`` gives the English characters; ``{"type": "char", "vocabulary": [...]}``
-    a given set; ``{"type": "sentencepiece", "model_path": "tokenizer.model"}`` a sub-word model.
+    ``{"name": "asr/char"}`` gives the English characters; ``{"name": "asr/char", "vocabulary":
+    [...]}`` a given set; ``{"name": "asr/sentencepiece", "model_path": "tokenizer.model"}`` a
+    sub-word model; any key a plugin registers works the same way. The old form ``{"type":
+    "char"}`` still works for one release, with a warning.
+
+    Args:
+        cfg: the node (a dict or an OmegaConf ``DictConfig``).
+        path: its config path, for messages.
 
     Raises:
-        ConfigError: no or unknown ``type``, an unknown key (with the closest valid one), or a
-            missing ``model_path``.
+        ConfigError: a missing or unknown ``name``, an unknown key (with the closest valid one),
+            or a missing ``model_path``.
     """
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"tokenizer config must be a mapping, got {type(cfg).__name__}")
-    kind = cfg.get("type")
-    if kind not in _TOKENIZER_KEYS:
-        raise ConfigError(
-            f"tokenizer.type must be one of {sorted(_TOKENIZER_KEYS)}, got {kind!r}; set e.g. "
-            "tokenizer.type=char"
-        )
-    allowed = _TOKENIZER_KEYS[kind]
-    for key in cfg:
-        if key not in allowed:
-            close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ConfigError(
-                f"tokenizer config key {key!r} is not valid for type {kind!r}; {hint}"
-                f"valid keys: {sorted(allowed)}"
-            )
-    if kind == "char":
-        vocabulary = cfg.get("vocabulary")
-        if vocabulary is None:
-            return CharTokenizer.english()
-        if isinstance(vocabulary, str):
-            vocabulary = list(vocabulary)
-        return CharTokenizer(list(vocabulary))
-    model_path = cfg.get("model_path")
-    if not model_path:
-        raise ConfigError(
-            "tokenizer.model_path is required for type 'sentencepiece'; train a model with "
-            "train_sentencepiece and give its path"
-        )
-    return SentencePieceTokenizer(str(model_path))
+    from convai_core.components import build, rename_legacy_type
+
+    node = rename_legacy_type(
+        cfg, path=path, names=LEGACY_TOKENIZER_NAMES, removed_in="convai-asr 0.3"
+    )
+    return build("tokenizers", node, path=path)
