@@ -14,8 +14,8 @@ peer, and their runs are pooled), on 8 x 10 s of 16 kHz noise (normal x 0.1, the
 - ``onnxruntime_features``: the ``trt-onnx`` export (features in, the same graph boundary as
   NeMo's export), on features computed beforehand by the model's preprocessor;
 - ``torchscript``: the traced ``torchscript`` export, audio in;
-- ``runtime_end_to_end``: ``convai_export.runtime.Bundle.transcribe`` on the 8 files written as
-  16-bit WAV: reading, features, graph, greedy decoding and word timestamps;
+- ``runtime_end_to_end``: ``convai_asr_runtime.Bundle.transcribe`` (convai-asr-runtime) on the 8
+  files written as 16-bit WAV: reading, features, graph, greedy decoding and word timestamps;
 - ``peer_onnxruntime`` (with ``--peer-python``): NeMo 3.0.0's ``model.export`` of the same
   architecture (features in) run by onnxruntime with the same settings, by
   ``peers/nemo_export_speed.py``.
@@ -79,7 +79,7 @@ def prepare_convai(name: str, *, threads: int, seed: int, work: Path) -> tuple[d
     import soundfile as sf
     import torch
 
-    from convai_export.runtime import Bundle
+    from convai_asr_runtime import Bundle
 
     torch.manual_seed(seed)
     model = build_convai_model(name).eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import re
 import subprocess
 import sys
 import zipfile
@@ -13,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = sorted(p for p in (REPO / "packages").iterdir() if (p / "pyproject.toml").is_file())
 AUDIO_LIBRARIES = {"torchaudio", "soundfile", "librosa", "kaldiio", "pydub", "sox", "audioread"}
+#: Distributions that are not convai plugins: no convai-core dependency, no `convai` entry point.
+STANDALONE = {"convai-asr-runtime"}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,7 @@ def test_every_package_has_the_layout() -> None:
     assert {p.name for p in PACKAGES} == {
         "convai-core",
         "convai-asr",
+        "convai-asr-runtime",
         "convai-nlp",
         "convai-tts",
         "convai-export",
@@ -76,12 +80,45 @@ def test_wheels_have_no_path_requirements_and_ranged_siblings(wheels: dict[str, 
     for name, wheel in wheels.items():
         requires = _requires(wheel)
         assert not [r for r in requires if "file:" in r or "@" in r], (name, requires)
+        if name in STANDALONE:
+            continue
         if name != "convai-core":
             sibling = [r for r in requires if r.startswith("convai-core")]
             assert sibling and "<0.2" in sibling[0] and ">=0.1.0" in sibling[0], (name, sibling)
         with zipfile.ZipFile(wheel) as zf:
             entry_points = next(n for n in zf.namelist() if n.endswith("entry_points.txt"))
             assert "[convai]" in zf.read(entry_points).decode()
+
+
+def _names(requires: list[str]) -> set[str]:
+    """Distribution names of ``Requires-Dist`` lines (``numpy (>=1.24)`` -> ``numpy``)."""
+    names = set()
+    for requirement in requires:
+        match = re.match(r"[A-Za-z0-9_.\-]+", requirement)
+        assert match, requirement
+        names.add(match.group(0).lower())
+    return names
+
+
+def test_the_asr_runtime_wheel_needs_only_its_three_libraries(wheels: dict[str, Path]) -> None:
+    runtime = wheels["convai-asr-runtime"]
+    assert _names(_requires(runtime)) == {"numpy", "onnxruntime", "soundfile"}
+    meta = _metadata(runtime)
+    assert not meta.get_all("Provides-Extra")
+    with zipfile.ZipFile(runtime) as zf:
+        names = zf.namelist()
+        entry_points = zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "convai_asr_runtime/py.typed" in names
+    assert "[console_scripts]" in entry_points and "convai-asr-runtime=" in entry_points.replace(
+        " ", ""
+    )
+    assert "[convai]" not in entry_points  # not a plugin: it cannot import convai-core
+    # convai-asr depends on it by a range; convai-export no longer ships an ASR runtime
+    asr = [r for r in _requires(wheels["convai-asr"]) if r.startswith("convai-asr-runtime")]
+    assert asr and ">=0.1.0" in asr[0] and "<0.2" in asr[0], asr
+    export = _metadata(wheels["convai-export"])
+    assert not export.get_all("Provides-Extra")
+    assert "soundfile" not in _names(_requires(wheels["convai-export"]))
 
 
 def test_core_wheel_ships_its_configs_and_caps_torch(wheels: dict[str, Path]) -> None:

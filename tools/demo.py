@@ -117,7 +117,7 @@ def main() -> int:
                 f"    [{name.split(':')[0]}] {ref}\n    {'':>{len(name.split(':')[0]) + 2}} -> {hyp}"
             )
     print(f"  model archive: {archive}")
-    # deployment: an ASR bundle for the torch-free runtime, verified against the model on the
+    # deployment: an ASR bundle for convai-asr-runtime (no torch), verified against the model on the
     # real recordings (its transcripts must be the model's, or nothing is written)
     bundle = OUT / "asr_bundle"
     recordings = [
@@ -126,7 +126,7 @@ def main() -> int:
     report = model.export(bundle, format="asr-bundle", force=True, verify_audio=recordings)
     print(
         f"  exported {bundle} (onnxruntime max |diff| {report.max_abs_diff:.1e}; "
-        f"{report.notes[-1]}); try: python -m convai_export.runtime transcribe --bundle {bundle} "
+        f"{report.notes[-1]}); try: convai-asr-runtime transcribe --bundle {bundle} "
         f"{recordings[0]}"
     )
     results = {name: {"utterances": n, "wer": wer, "cer": cer} for name, n, wer, cer, _ in rows}

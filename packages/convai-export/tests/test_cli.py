@@ -18,13 +18,13 @@ def test_help_lists_the_formats(capsys) -> None:
     except SystemExit as stop:
         assert stop.code == 0
     out = capsys.readouterr().out
-    for fmt in ("onnx", "torchscript", "checkpoint", "trt-onnx", "triton", "asr-bundle"):
+    for fmt in ("onnx", "torchscript", "checkpoint", "trt-onnx", "triton"):
         assert fmt in out
     assert "--fp16" in out and "--opset" in out
 
 
-def test_export_an_archive_from_the_command_line(model, tmp_path: Path, capsys) -> None:
-    archive = model.save_to(tmp_path / "m.convai")
+def test_export_an_archive_from_the_command_line(classifier, tmp_path: Path, capsys) -> None:
+    archive = classifier.save_to(tmp_path / "m.convai")
     code = main(
         [
             "export",
@@ -40,7 +40,7 @@ def test_export_an_archive_from_the_command_line(model, tmp_path: Path, capsys) 
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "verified on 16 comparisons" in out and "NO" not in out.split()
+    assert "verified on 2 comparisons" in out and "NO" not in out.split()
     assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == 18
     code = main(
         [
@@ -55,6 +55,22 @@ def test_export_an_archive_from_the_command_line(model, tmp_path: Path, capsys) 
     )
     assert code == 2
     assert "already exists" in capsys.readouterr().err
+    code = main(
+        [
+            "export",
+            "--model",
+            str(archive),
+            "--format",
+            "onnx",
+            "--output",
+            str(tmp_path / "other.onnx"),
+            "--verify-audio",
+            "a.wav",
+        ]
+    )
+    assert code == 2  # a model option this model does not take
+    assert "takes no option(s) ['verify_audio']" in capsys.readouterr().err
+    assert not (tmp_path / "other.onnx").exists()
 
 
 def test_convai_export_is_import_light() -> None:

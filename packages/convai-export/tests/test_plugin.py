@@ -1,10 +1,11 @@
-"""convai-export loads through the `convai` entry-point group and registers its formats."""
+"""convai-export loads through the `convai` entry-point group and registers its formats, which
+know no domain."""
 
 from __future__ import annotations
 
 from convai_core.plugins import load_plugins
 
-FORMATS = {"onnx", "torchscript", "checkpoint", "trt-onnx", "triton", "asr-bundle"}
+FORMATS = {"onnx", "torchscript", "checkpoint", "trt-onnx", "triton"}
 
 
 def test_plugin_registers_the_export_formats_and_command() -> None:
@@ -17,3 +18,22 @@ def test_plugin_registers_the_export_formats_and_command() -> None:
     for key in FORMATS:
         assert callable(targets.load(key))
     assert "export" in loaded.registries["commands"]
+
+
+def test_the_package_knows_no_domain() -> None:
+    """No module of convai-export names a domain's words (formats that need them are registered
+    by the domain's package)."""
+    import re
+    from pathlib import Path
+
+    import convai_export
+
+    package = Path(convai_export.__file__).parent
+    words = re.compile(r"\b(asr|ctc|mels?|transcri\w*|speech|stft|spectrogram)\b", re.I)
+    found = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if words.search(line)
+    ]
+    assert not found, "\n".join(found)

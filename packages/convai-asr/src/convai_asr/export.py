@@ -196,17 +196,36 @@ def ctc_export_spec(
     )
 
 
+def tokenizer_kind(tokenizer: Any) -> str:
+    """How a runtime joins the tokens of ``tokenizer`` into text: ``"char"`` or
+    ``"sentencepiece"`` (the kinds of convai-asr-runtime's bundle schema).
+
+    Raises:
+        ExportError: a tokenizer of another kind, which the runtime cannot detokenize.
+    """
+    from convai_asr.text.tokenizers import CharTokenizer, SentencePieceTokenizer
+
+    if isinstance(tokenizer, SentencePieceTokenizer):
+        return "sentencepiece"
+    if isinstance(tokenizer, CharTokenizer):
+        return "char"
+    raise ExportError(
+        f"{type(tokenizer).__name__} is neither a character nor a SentencePiece tokenizer; "
+        "exports record how tokens join into text only for those two"
+    )
+
+
 def asr_metadata(model: CTCModel, *, includes_preprocessor: bool) -> dict[str, Any]:
-    """What a runtime needs beside the graph to turn audio into text, as plain JSON values."""
+    """What a runtime needs beside the graph to turn audio into text, as plain JSON values (the
+    keys of convai-asr-runtime's bundle schema, :mod:`convai_asr_runtime.schema`)."""
     pre = model.preprocessor
-    tokenizer_cfg = dict(model.tokenizer.to_config())
     return {
         "task": "asr/ctc",
         "model": str(model.cfg.get("name", "asr/ctc")),
         "sample_rate": model.sample_rate,
         "tokens": list(model.tokenizer.tokens),
         "blank_id": model.blank_id,
-        "tokenizer": tokenizer_cfg["type"],
+        "tokenizer": tokenizer_kind(model.tokenizer),
         "frame_shift_s": model.frame_shift_s,
         "includes_preprocessor": includes_preprocessor,
         "preprocessor": {

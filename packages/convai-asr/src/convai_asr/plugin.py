@@ -29,8 +29,13 @@ def convai_register_modules(registry: Registry) -> None:
     )
     registry.add(
         "asr/jasper_encoder",
-        "convai_asr.modules.jasper:JasperEncoder",
-        description="Jasper / QuartzNet convolutional encoder",
+        "convai_asr.modules.encoders:jasper_encoder",
+        description="Jasper convolutional encoder from a block list (or blocks: jasper_10x5)",
+    )
+    registry.add(
+        "asr/quartznet_encoder",
+        "convai_asr.modules.encoders:quartznet_encoder",
+        description="QuartzNet BxR separable convolutional encoder (b, r, dropout)",
     )
     registry.add(
         "asr/conformer_encoder",
@@ -62,7 +67,7 @@ def convai_register_augmentations(registry: Registry) -> None:
 def convai_register_datasets(registry: Registry) -> None:
     registry.add(
         "asr/manifest",
-        "convai_asr.data.dataset:AudioTextDataset",
+        "convai_asr.data.loaders:manifest_dataset",
         description="audio + text from NeMo-style JSON-lines manifests",
     )
 
@@ -85,7 +90,7 @@ def convai_register_tokenizers(registry: Registry) -> None:
 def convai_register_decoders(registry: Registry) -> None:
     registry.add(
         "asr/ctc_greedy",
-        "convai_asr.decoding.greedy:ctc_greedy_decode",
+        "convai_asr.decoding.greedy:GreedyCTCDecoder",
         description="greedy CTC decoding with token frames",
     )
 
@@ -107,3 +112,12 @@ def convai_register_commands(registry: Registry) -> None:
 @hookimpl
 def convai_config_search_path() -> list[str]:
     return ["pkg://convai_asr.conf"]
+
+
+@hookimpl
+def convai_register_export_targets(registry: Registry) -> None:
+    registry.add(
+        "asr-bundle",
+        "convai_asr.export_bundle:asr_bundle_target",
+        description="ONNX + vocabulary + settings for convai-asr-runtime (CTC ASR, no torch)",
+    )

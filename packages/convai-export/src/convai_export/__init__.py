@@ -1,9 +1,10 @@
 """convai-export: deployment formats for convai models, each verified against the eager model.
 
 Formats (registered through ``convai_register_export_targets``): ``onnx``, ``torchscript``,
-``checkpoint``, ``trt-onnx``, ``triton`` and ``asr-bundle``; ``convai export --help`` lists them.
-Use ``model.export(path, format=...)`` or :func:`export_model`. The torch-free ASR runtime is
-:mod:`convai_export.runtime`. Importing this package imports neither torch nor onnx.
+``checkpoint``, ``trt-onnx`` and ``triton``, for any model that declares its ports; domain
+packages register their own formats through the same hook, and ``convai export --help`` lists
+every installed one. Use ``model.export(path, format=...)`` or :func:`export_model`. Importing
+this package imports neither torch nor onnx.
 """
 
 from __future__ import annotations

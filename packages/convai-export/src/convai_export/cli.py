@@ -37,16 +37,21 @@ def export_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--output", required=True, help="file or folder to write")
     parser.add_argument("--fp16", action="store_true", help="fp16 variant (ONNX formats)")
-    parser.add_argument("--opset", type=int, help="ONNX opset (default 18; mels in graph from 17)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default 18)")
     parser.add_argument("--tolerance", type=float, help="max |difference| allowed in verification")
     parser.add_argument("--force", action="store_true", help="replace an existing output")
     parser.add_argument(
-        "--verify-audio", nargs="+", metavar="FILE", help="real recordings to verify ASR exports"
+        "--verify-audio",
+        nargs="+",
+        metavar="FILE",
+        help="real input files to verify the export with (the model's export_spec option "
+        "verify_audio; models without it refuse it)",
     )
     parser.add_argument(
         "--no-preprocessor",
         action="store_true",
-        help="ASR: export from mel features instead of waveforms",
+        help="leave the model's preprocessor out of the export, which then starts from its "
+        "output (the export_spec option preprocessor=False)",
     )
     parser.add_argument(
         "--static-shape", type=_shape, metavar="BxT", help="trt-onnx: static input shape"

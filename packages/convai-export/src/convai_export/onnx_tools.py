@@ -17,8 +17,7 @@ from convai_core.errors import ExportError
 from convai_core.export_spec import ExportSpec
 from convai_core.types import dynamic_axes, export_input_names
 
-#: The lowest opset with the STFT operator the mel preprocessor needs inside the graph.
-STFT_OPSET = 17
+#: The opset of ONNX exports unless told otherwise.
 DEFAULT_OPSET = 18
 
 _NOISY_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript")
@@ -41,7 +40,7 @@ def _quiet() -> Any:
 
 def dynamic_shapes(spec: ExportSpec) -> tuple[dict[int, Any] | None, ...]:
     """torch.export ``Dim`` objects for the dynamic axes of the input ports (one per axis name,
-    shared between ports: the batch of ``audio_signal`` is the batch of ``length``)."""
+    shared between ports: the batch of a ``signal`` is the batch of its ``length``)."""
     from torch.export import Dim
 
     per_port = dynamic_axes(spec.input_ports)
@@ -137,9 +136,10 @@ def convert_fp16(src: Path, dst: Path) -> None:
     """An fp16 copy of an ONNX graph, inputs and outputs kept float32, made with
     onnxconverter-common.
 
-    Kept in float32: the ops of its default block list, every node of the mel preprocessor (the
-    spectrum's dynamic range and its log need it, and it costs little) and every Cast (the
-    converter retypes a Cast's output without changing its ``to``, which onnxruntime rejects).
+    Kept in float32: the ops of its default block list, every node inside a module named
+    ``preprocessor`` (feature extraction: its dynamic range and logarithms need float32, and it
+    costs little) and every Cast (the converter retypes a Cast's output without changing its
+    ``to``, which onnxruntime rejects).
     """
     import warnings
 

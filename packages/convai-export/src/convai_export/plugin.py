@@ -1,4 +1,7 @@
-"""convai-export's plugin module: hook implementations only (import-light: names, not imports)."""
+"""convai-export's plugin module: hook implementations only (import-light: names, not imports).
+
+The formats registered here know no domain; a format that needs a domain's knowledge is
+registered by that domain's package through the same hook."""
 
 from __future__ import annotations
 
@@ -37,11 +40,6 @@ def convai_register_export_targets(registry: Registry) -> None:
         "convai_export.targets:triton_target",
         description="Triton model repository: <name>/1/model.onnx + config.pbtxt",
     )
-    registry.add(
-        "asr-bundle",
-        "convai_export.targets:asr_bundle_target",
-        description="ONNX + vocabulary + settings for the torch-free runtime (CTC ASR)",
-    )
 
 
 @hookimpl
@@ -49,5 +47,5 @@ def convai_register_commands(registry: Registry) -> None:
     registry.add(
         "export",
         "convai_export.cli:export_main",
-        description="Export a .convai model (ONNX, TorchScript, TensorRT, Triton, ASR bundle)",
+        description="Export a .convai model (ONNX, TorchScript, checkpoint, TensorRT, Triton...)",
     )

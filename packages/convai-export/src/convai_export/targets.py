@@ -5,13 +5,19 @@ Each writes into a staging path beside ``output``, verifies what it wrote agains
 behind, and an existing ``output`` is replaced only with ``force=True``.
 
 Options every target takes: ``tolerance`` (max absolute difference, default the model's),
-``force``, ``threads`` (onnxruntime intra-op threads), and the model's own export options
-(``preprocessor``, ``verify_audio`` for ASR). ONNX targets also take ``opset`` and ``fp16``.
+``force``, ``threads`` (onnxruntime intra-op threads), and the model's own export options: the
+keyword parameters of its ``export_spec`` (read from its signature), passed on to it. ONNX
+targets also take ``opset`` and ``fp16``.
+
+Formats that need knowledge of a domain are registered by the domain's package through
+``convai_register_export_targets``; they can reach these targets through the registry
+(``get_registries().export_targets.load("onnx")``) instead of importing this module.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -28,7 +34,6 @@ from convai_core.errors import ExportError
 from convai_core.export_spec import ExportSpec
 from convai_export.onnx_tools import (
     DEFAULT_OPSET,
-    STFT_OPSET,
     convert_fp16,
     export_onnx,
     onnx_io,
@@ -37,19 +42,31 @@ from convai_export.onnx_tools import (
 from convai_export.report import ExportReport
 from convai_export.verify import eager_outputs, verify
 
-#: Options passed to ``model.export_spec`` rather than to the target.
-SPEC_OPTIONS = ("preprocessor", "verify_audio")
 #: Default tolerance of fp16 variants (max absolute difference of the outputs).
 FP16_TOLERANCE = 0.25
 
 
-def _split(options: dict[str, Any], allowed: tuple[str, ...], fmt: str) -> dict[str, Any]:
-    spec_options = {k: options.pop(k) for k in SPEC_OPTIONS if k in options}
+def spec_options_of(model: Any) -> tuple[str, ...]:
+    """The options ``model.export_spec`` takes by name (its keyword parameters, ``**`` excluded)."""
+    try:
+        parameters = inspect.signature(model.export_spec).parameters.values()
+    except (TypeError, ValueError):  # not introspectable: no named options
+        return ()
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in parameters if p.kind in named)
+
+
+def _split(
+    model: Any, options: dict[str, Any], allowed: tuple[str, ...], fmt: str
+) -> dict[str, Any]:
+    """Take the model's export options out of ``options``; refuse options nobody takes."""
+    model_options = spec_options_of(model)
+    spec_options = {k: options.pop(k) for k in model_options if k in options}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ExportError(
-            f"export format {fmt!r} takes no option(s) {unknown}; it takes "
-            f"{sorted((*allowed, *SPEC_OPTIONS))}"
+            f"export format {fmt!r} takes no option(s) {unknown}; it takes {sorted(allowed)}"
+            + (f", and {type(model).__name__} {sorted(model_options)}" if model_options else "")
         )
     return spec_options
 
@@ -99,7 +116,7 @@ def onnx_target(model: Any, output: str | os.PathLike[str], **options: Any) -> E
     """ONNX (dynamo exporter), dynamic batch and time named after the neural types; with
     ``fp16=True`` the graph is converted to fp16 (inputs/outputs stay float32)."""
     allowed = ("opset", "fp16", "tolerance", "force", "threads")
-    spec = _spec(model, _split(options, allowed, "onnx"))
+    spec = _spec(model, _split(model, options, allowed, "onnx"))
     opset = int(options.get("opset") or DEFAULT_OPSET)
     fp16 = bool(options.get("fp16"))
     names = list(spec.input_ports)
@@ -138,7 +155,7 @@ def torchscript_target(model: Any, output: str | os.PathLike[str], **options: An
     """TorchScript by tracing the inference module (verified at shapes other than the traced
     one, so a size the trace froze would be caught)."""
     allowed = ("tolerance", "force", "fp16", "threads")
-    spec = _spec(model, _split(options, allowed, "torchscript"))
+    spec = _spec(model, _split(model, options, allowed, "torchscript"))
     if options.get("fp16"):
         raise ExportError(
             "fp16 TorchScript runs only on CUDA; export fp32 here and call .half() on the loaded "
@@ -181,7 +198,7 @@ def checkpoint_target(model: Any, output: str | os.PathLike[str], **options: Any
     from convai_export.checkpoint import load_checkpoint, write_checkpoint
 
     allowed = ("tolerance", "force", "fp16", "threads")
-    spec = _spec(model, _split(options, allowed, "checkpoint"))
+    spec = _spec(model, _split(model, options, allowed, "checkpoint"))
     fp16 = bool(options.get("fp16"))
     report = ExportReport("checkpoint", Path(output))
     with _staged(output, force=bool(options.get("force")), folder=True) as folder:
@@ -224,9 +241,14 @@ def _profile(spec: ExportSpec, opt_batch: int, max_batch: int, max_length: int |
 
 
 def trt_onnx_target(model: Any, output: str | os.PathLike[str], **options: Any) -> ExportReport:
-    """ONNX for TensorRT: from features when the model has a preprocessor (TensorRT has no STFT),
-    with a min/opt/max shape profile (``trt_profile.json`` + the ``trtexec`` line), or static
-    shapes with ``static_shape=(batch, length)``; ``fp16=True`` adds ``model.fp16.onnx``."""
+    """ONNX for TensorRT, with a min/opt/max shape profile (``trt_profile.json`` + the
+    ``trtexec`` line), or static shapes with ``static_shape=(batch, length)``; ``fp16=True`` adds
+    ``model.fp16.onnx``.
+
+    When the model's ``export_spec`` takes a ``preprocessor`` option, the graph leaves the
+    preprocessor out unless told otherwise (feature extraction such as FFTs has no TensorRT
+    kernels): it starts from the preprocessor's output, and the arrays a serving side needs to
+    compute that output (``spec.arrays``) are saved beside it as ``<name>.npy``."""
     allowed = (
         "opset",
         "fp16",
@@ -238,13 +260,10 @@ def trt_onnx_target(model: Any, output: str | os.PathLike[str], **options: Any) 
         "max_batch",
         "max_length",
     )
-    spec_options = _split(options, allowed, "trt-onnx")
-    spec_options.setdefault("preprocessor", False)
-    try:
-        spec = _spec(model, spec_options)
-    except ExportError:
-        spec_options.pop("preprocessor")
-        spec = _spec(model, spec_options)
+    spec_options = _split(model, options, allowed, "trt-onnx")
+    if "preprocessor" in spec_options_of(model):
+        spec_options.setdefault("preprocessor", False)
+    spec = _spec(model, spec_options)
     opset = int(options.get("opset") or DEFAULT_OPSET)
     static = options.get("static_shape")
     static_shape = (int(static[0]), int(static[1])) if static else None
@@ -374,7 +393,7 @@ def triton_target(model: Any, output: str | os.PathLike[str], **options: Any) ->
     """A Triton model repository: ``<name>/1/model.onnx`` + ``<name>/config.pbtxt`` (and
     ``<name>/metadata.json``: what inference needs beside the graph, e.g. the vocabulary)."""
     allowed = ("opset", "fp16", "tolerance", "force", "threads", "name", "max_batch_size")
-    spec = _spec(model, _split(options, allowed, "triton"))
+    spec = _spec(model, _split(model, options, allowed, "triton"))
     name = str(options.get("name") or spec.name)
     max_batch = int(options.get("max_batch_size") or 8)
     opset = int(options.get("opset") or DEFAULT_OPSET)
@@ -402,70 +421,3 @@ def triton_target(model: Any, output: str | os.PathLike[str], **options: Any) ->
         report.output / name / "metadata.json",
     ]
     return report
-
-
-# ---------------------------------------------------------------------------------- asr-bundle
-def asr_bundle_target(model: Any, output: str | os.PathLike[str], **options: Any) -> ExportReport:
-    """A folder the torch-free runtime (:mod:`convai_export.runtime`) transcribes with:
-    ``model.onnx`` (mel preprocessor inside the graph from opset 17; below that, features are
-    computed with numpy from ``filterbank.npy`` and ``window.npy``), ``bundle.json`` and the
-    tokenizer model. Verified on tensors and end to end: the runtime's text on real recordings
-    must equal ``model.transcribe``'s."""
-    from convai_export.runtime.bundle import BUNDLE_FORMAT, Bundle
-
-    allowed = ("opset", "tolerance", "force", "threads", "fp16")
-    spec_options = _split(options, allowed, "asr-bundle")
-    if options.get("fp16"):
-        raise ExportError("asr-bundle is float32 only; use --format onnx --fp16 for an fp16 graph")
-    opset = int(options.get("opset") or DEFAULT_OPSET)
-    spec_options["preprocessor"] = opset >= STFT_OPSET
-    spec = _spec(model, spec_options)
-    if spec.metadata.get("task") != "asr/ctc":
-        raise ExportError(
-            f"asr-bundle holds CTC speech recognizers; {type(model).__name__} is not one (its "
-            "export_spec has no asr/ctc metadata). Use --format onnx."
-        )
-    report = ExportReport("asr-bundle", Path(output))
-    written = ["model.onnx", "bundle.json"]
-    verify_audio = spec_options.get("verify_audio")
-    with _staged(output, force=bool(options.get("force")), folder=True) as folder:
-        report.info = export_onnx(spec, folder / "model.onnx", opset=opset)
-        report.checks = verify(
-            spec,
-            ort_runner(folder / "model.onnx", list(spec.input_ports), options.get("threads")),
-            "onnxruntime",
-            tolerance=_tolerance(spec, options.get("tolerance")),
-        )
-        meta = dict(spec.metadata, bundle_format=BUNDLE_FORMAT, graph="model.onnx")
-        for file_name, source in spec.artifacts.items():
-            shutil.copyfile(source, folder / file_name)
-            written.append(file_name)
-        _write_arrays(spec, folder, written)
-        (folder / "bundle.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        files = [str(p) for p in verify_audio] if verify_audio else _default_recordings()
-        if files:
-            torch_results = model.transcribe(files)
-            runtime_results = Bundle(folder, threads=options.get("threads")).transcribe(files)
-            differ = [
-                (t["audio_filepath"], t["text"], r["text"])
-                for t, r in zip(torch_results, runtime_results, strict=True)
-                if t["text"] != r["text"]
-            ]
-            if differ:
-                lines = "\n".join(f"  {p}: torch {a!r} / runtime {b!r}" for p, a, b in differ)
-                raise ExportError(
-                    f"the bundle's runtime transcribes {len(differ)} of {len(files)} files "
-                    f"differently from the model:\n{lines}\nNothing was written."
-                )
-            report.notes.append(
-                f"the runtime's text equals model.transcribe on {len(files)} real recordings"
-            )
-        else:
-            report.notes.append("no real recordings found: end-to-end text check skipped")
-    report.files = [report.output / n for n in written]
-    return report
-
-
-def _default_recordings() -> list[str]:
-    folder = Path("/usr/share/pocketsphinx/test/data/librivox")
-    return [str(p) for p in sorted(folder.glob("*.wav"))]

@@ -111,9 +111,10 @@ class ModelBase(pl.LightningModule):
         """Export the model to ``format`` at ``output``, verified against this eager model.
 
         ``format`` is a key of the ``export_targets`` registry (``convai export --help`` lists
-        them; convai-export provides ``onnx``, ``torchscript``, ``checkpoint``, ``trt-onnx``,
-        ``triton`` and ``asr-bundle``). ``options`` go to the target (``opset``, ``fp16``,
-        ``tolerance``...) and to :meth:`export_spec`.
+        them; convai-export provides ``onnx``, ``torchscript``, ``checkpoint``, ``trt-onnx`` and
+        ``triton``, and domain packages add their own, such as convai-asr's ``asr-bundle``).
+        ``options`` go to the target (``opset``, ``fp16``, ``tolerance``...) and to
+        :meth:`export_spec`.
 
         Returns:
             the target's report (paths written, the verification's maximum differences).

@@ -1,13 +1,9 @@
-"""The torch-free runtime: its numpy parts match convai-asr's torch code, and an exported bundle
-transcribes real recordings with the same text as `model.transcribe`, also from a fresh venv that
-has only onnxruntime, numpy and soundfile."""
+"""convai-asr-runtime's numpy parts equal convai-asr's torch code: resampling, audio reading,
+mel features, greedy decoding, word timestamps and SentencePiece detokenization. (The runtime's
+own tests, in its package, need no torch; these compare it with the torch path.)"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import venv
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +12,9 @@ import soundfile as sf
 import torch
 import torchaudio.functional as taf
 
-from convai_export.runtime import decode
-from convai_export.runtime.audio import read_audio, resample
-from convai_export.runtime.features import mel_features
-
-SRC = Path(__file__).resolve().parents[1] / "src"
+from convai_asr_runtime import decode
+from convai_asr_runtime.audio import read_audio, resample
+from convai_asr_runtime.features import mel_features
 
 
 @pytest.mark.parametrize(("orig", "new"), [(22050, 16000), (8000, 16000), (48000, 16000)])
@@ -113,89 +107,3 @@ def test_sentencepiece_detokenize_matches_sentencepiece(tmp_path: Path) -> None:
         ids = sp.encode(text)
         assert decode.detokenize(ids, sp.tokens, "sentencepiece") == sp.decode(ids)
         assert decode.word_starts(ids, sp.tokens, "sentencepiece") == sp.word_boundaries(ids)
-
-
-def test_bundle_transcribes_like_the_model(trained, real_recordings, tmp_path: Path) -> None:
-    from convai_export.runtime import Bundle
-
-    _, model = trained
-    expected = model.transcribe(real_recordings)
-    assert any(
-        r["text"] for r in expected
-    )  # the model emits words, so the comparison means something
-    for opset, inside in ((18, True), (16, False)):  # opset 16 has no STFT: numpy features
-        out = tmp_path / f"bundle{opset}"
-        report = model.export(out, format="asr-bundle", opset=opset, verify_audio=real_recordings)
-        assert report.passed
-        meta = json.loads((out / "bundle.json").read_text())
-        assert meta["includes_preprocessor"] is inside
-        assert (out / "filterbank.npy").exists() is not inside
-        got = Bundle(out).transcribe(real_recordings)
-        assert [r["text"] for r in got] == [r["text"] for r in expected]
-        assert [r["words"] for r in got] == [r["words"] for r in expected]
-
-
-def test_bundle_long_audio_is_chunked_like_the_model(trained, real_recordings, tmp_path) -> None:
-    from convai_export.runtime import Bundle
-
-    _, model = trained
-    joined = np.concatenate([sf.read(p, dtype="float32")[0] for p in real_recordings[:5]] * 2)
-    sf.write(tmp_path / "long.wav", joined, 16000)
-    assert len(joined) / 16000 > 40  # longer than one 30 s chunk
-    model.export(tmp_path / "b", format="asr-bundle", verify_audio=real_recordings[:2])
-    got = Bundle(tmp_path / "b").transcribe([tmp_path / "long.wav"])
-    assert got[0]["text"] == model.transcribe([tmp_path / "long.wav"])[0]["text"]
-
-
-def test_runtime_in_a_fresh_venv_without_torch(trained, real_recordings, tmp_path: Path) -> None:
-    """The runtime's promise: only onnxruntime, numpy and soundfile installed, no torch."""
-    _, model = trained
-    bundle = tmp_path / "bundle"
-    model.export(bundle, format="asr-bundle", verify_audio=real_recordings)
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "onnxruntime", "numpy", "soundfile"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert install.returncode == 0, install.stderr[-3000:]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env["PYTHONPATH"] = str(SRC)  # the convai_export sources; nothing else of convai
-    probe = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('convai_core'))",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert probe.stdout.split() == ["None", "None"], probe.stdout + probe.stderr
-    out = tmp_path / "out.jsonl"
-    run = subprocess.run(
-        [
-            str(python),
-            "-m",
-            "convai_export.runtime",
-            "transcribe",
-            "--bundle",
-            str(bundle),
-            *map(str, real_recordings),
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    got = [json.loads(line) for line in out.read_text().splitlines()]
-    expected = model.transcribe(real_recordings)
-    assert [r["text"] for r in got] == [r["text"] for r in expected]
-    assert [r["audio_filepath"] for r in got] == [str(p) for p in real_recordings]
-    assert "torch" not in run.stderr

@@ -1,4 +1,4 @@
-"""An exported ASR bundle: ``bundle.json`` + ``model.onnx`` (+ ``filterbank.npy``,
+"""A loaded ASR bundle: ``bundle.json`` + ``model.onnx`` (+ ``filterbank.npy`` and
 ``window.npy`` when the features are computed outside the graph), run with onnxruntime."""
 
 from __future__ import annotations
@@ -10,19 +10,27 @@ from typing import Any
 
 import numpy as np
 
-from convai_export.runtime import decode
-from convai_export.runtime.audio import audio_duration, read_audio
-from convai_export.runtime.features import mel_features
+from convai_asr_runtime import decode
+from convai_asr_runtime.audio import audio_duration, read_audio
+from convai_asr_runtime.features import mel_features
+from convai_asr_runtime.schema import (
+    FILTERBANK_FILE,
+    METADATA_FILE,
+    WINDOW_FILE,
+    BundleError,
+    read_metadata,
+)
 
-BUNDLE_FORMAT = 1
-
-
-class RuntimeBundleError(ValueError):
-    """A bundle folder is missing a file or holds settings this runtime cannot use."""
+__all__ = ["Bundle", "expand_inputs"]
 
 
 def expand_inputs(items: Sequence[str | Path]) -> list[str]:
-    """Audio paths from paths and JSON-lines manifests (``audio_filepath``, relative to it)."""
+    """Audio paths from paths and JSON-lines manifests (``audio_filepath``, relative to it).
+
+    Raises:
+        BundleError: a manifest line is not JSON or has no ``audio_filepath`` (file:line named).
+        FileNotFoundError: a manifest does not exist.
+    """
     paths: list[str] = []
     for item in items:
         if str(item).endswith((".json", ".jsonl")):
@@ -33,7 +41,7 @@ def expand_inputs(items: Sequence[str | Path]) -> list[str]:
                 try:
                     audio = Path(json.loads(line)["audio_filepath"])
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise RuntimeBundleError(
+                    raise BundleError(
                         f"{manifest}:{number}: not a manifest line with audio_filepath ({exc})"
                     ) from exc
                 paths.append(str(audio if audio.is_absolute() else manifest.parent / audio))
@@ -43,47 +51,59 @@ def expand_inputs(items: Sequence[str | Path]) -> list[str]:
 
 
 class Bundle:
-    """A loaded bundle.
+    """A bundle folder, validated and loaded into an onnxruntime session.
 
     Args:
         path: the bundle folder (written by ``convai export --format asr-bundle``).
         threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+
+    Attributes:
+        settings: the validated ``bundle.json`` (:class:`~convai_asr_runtime.schema.BundleSettings`).
+        meta: ``bundle.json`` as parsed, including keys the runtime does not use.
+
+    Raises:
+        BundleError: ``bundle.json`` is missing, malformed or from a newer schema, a file it
+            names is missing, or the graph does not take (signal, length).
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
-        meta_path = self.path / "bundle.json"
-        if not meta_path.is_file():
-            raise RuntimeBundleError(
-                f"{self.path} is not an ASR bundle: it has no bundle.json; export one with "
-                "`convai export --format asr-bundle`"
-            )
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        if self.meta.get("bundle_format") != BUNDLE_FORMAT:
-            raise RuntimeBundleError(
-                f"{meta_path}: bundle_format {self.meta.get('bundle_format')!r} is not "
-                f"{BUNDLE_FORMAT}; use the convai-export version that wrote it"
-            )
+        self.settings = read_metadata(self.path)
+        self.meta: dict[str, Any] = json.loads(
+            (self.path / METADATA_FILE).read_text(encoding="utf-8")
+        )
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(self.path / self.meta["graph"]), options, providers=["CPUExecutionProvider"]
-        )
+        graph = self.path / self.settings.graph
+        try:
+            self.session = ort.InferenceSession(
+                str(graph), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own (unexported) exception types
+            raise BundleError(
+                f"{graph}: onnxruntime cannot load the graph ({type(exc).__name__}: {exc}); "
+                "re-export the bundle or upgrade onnxruntime"
+            ) from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
-        self.sample_rate = int(self.meta["sample_rate"])
-        self.tokens: list[str] = list(self.meta["tokens"])
-        self.blank_id = int(self.meta["blank_id"])
-        self.kind = str(self.meta["tokenizer"])
-        self.frame_shift_s = float(self.meta["frame_shift_s"])
+        if len(self.input_names) != 2:
+            raise BundleError(
+                f"{graph}: the graph takes inputs {self.input_names}; an ASR bundle's graph "
+                "takes two (signal, length)"
+            )
+        self.sample_rate = self.settings.sample_rate
+        self.tokens: list[str] = list(self.settings.tokens)
+        self.blank_id = self.settings.blank_id
+        self.kind = self.settings.tokenizer
+        self.frame_shift_s = self.settings.frame_shift_s
         self.filterbank: np.ndarray | None = None  # numpy features (graphs of opset < 17)
         self.window: np.ndarray | None = None
-        if not self.meta["includes_preprocessor"]:
-            self.filterbank = np.load(self.path / "filterbank.npy", allow_pickle=False)
-            self.window = np.load(self.path / "window.npy", allow_pickle=False)
+        if not self.settings.includes_preprocessor:
+            self.filterbank = np.load(self.path / FILTERBANK_FILE, allow_pickle=False)
+            self.window = np.load(self.path / WINDOW_FILE, allow_pickle=False)
 
     # ------------------------------------------------------------------ graph
     def log_probs(self, waves: list[np.ndarray]) -> list[np.ndarray]:
@@ -97,17 +117,28 @@ class Bundle:
         for i, w in enumerate(waves):
             batch[i, : w.shape[0]] = w
         signal, signal_len = batch, lengths
-        if not self.meta["includes_preprocessor"]:
-            assert self.filterbank is not None and self.window is not None  # loaded with meta
+        features = self.settings.features
+        if not self.settings.includes_preprocessor:
+            # loaded in __init__; the schema requires the settings for such bundles
+            assert self.filterbank is not None and self.window is not None
+            assert features is not None
             signal, signal_len = mel_features(
-                batch, lengths, self.meta["preprocessor"], self.filterbank, self.window
+                batch, lengths, features.as_dict(), self.filterbank, self.window
             )
         log_probs, out_len = self.session.run(
             None, dict(zip(self.input_names, (signal, signal_len), strict=True))
         )
         return [log_probs[i, : int(out_len[i])] for i in range(len(waves))]
 
-    def _long(self, path: str, duration: float, batch_size: int, chunk: float, overlap: float):
+    def _long(
+        self, path: str, duration: float, batch_size: int, chunk: float, overlap: float
+    ) -> np.ndarray:
+        """Log-probabilities of a long file, run in windows of ``chunk`` seconds overlapping by
+        ``overlap``; each window keeps the frames of its central region.
+
+        Shapes:
+            output: (T', V)
+        """
         context, region = overlap / 2, chunk - overlap
         if region <= 0:
             raise ValueError("chunk_seconds must be larger than overlap_seconds")
@@ -152,11 +183,16 @@ class Bundle:
         """Transcribe files (or manifests): one ``{"audio_filepath", "text", "words"}`` each.
 
         Short files are batched by duration; files longer than ``chunk_seconds`` (default the
-        bundle's, 30 s) are run in windows overlapping by ``overlap_seconds``.
+        bundle's, 30 s) are run in windows overlapping by ``overlap_seconds`` (default 4 s).
+
+        Raises:
+            AudioReadError: a file is missing, unreadable, empty or holds NaN samples.
+            BundleError: a manifest line is malformed.
         """
-        settings = self.meta.get("transcribe", {})
-        chunk = float(chunk_seconds or settings.get("chunk_seconds", 30.0))
-        overlap = float(overlap_seconds or settings.get("overlap_seconds", 4.0))
+        chunk = float(self.settings.chunk_seconds if chunk_seconds is None else chunk_seconds)
+        overlap = float(
+            self.settings.overlap_seconds if overlap_seconds is None else overlap_seconds
+        )
         paths = expand_inputs([audio] if isinstance(audio, str | Path) else list(audio))
         durations = [audio_duration(p) for p in paths]
         results: list[dict[str, Any] | None] = [None] * len(paths)

@@ -8,6 +8,7 @@ set to zero and the time axis padded to a multiple of ``pad_to``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ NORMALIZE_EPS = 1e-5
 def mel_features(
     audio: np.ndarray,
     lengths: np.ndarray,
-    settings: dict[str, Any],
+    settings: Mapping[str, Any],
     filterbank: np.ndarray,
     window: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
