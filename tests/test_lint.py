@@ -15,7 +15,7 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "packages", "tests", "tools"],
+        ["ruff", "check", "packages", "tests", "tools", "examples"],
         ["lint-imports"],
         ["mypy"],
     ],
