@@ -31,7 +31,7 @@ demo-core: setup
 	$(PY) tools/core_demo.py
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-all: setup
 	$(PY) -m pytest -q -m "slow or not slow"

@@ -137,7 +137,6 @@ def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
     """An ASR model, whose duration-bucketing batch sampler deals each rank its own batches,
     trains under 2-process DDP (Lightning must not put its DistributedSampler into that loader)
     and validates on both ranks."""
-    from convai_asr.data.dataset import DurationBucketSampler
     from convai_asr.testing import SENTENCES, synthesize_set
 
     data = {}
@@ -164,7 +163,7 @@ def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
     assert records[0]["digest"] == records[1]["digest"]
     # 12 utterances in batches of 3 dealt to 2 ranks: 2 steps per epoch, so 2 epochs
     assert records[0]["global_step"] == records[1]["global_step"] == 4
-    plan = DurationBucketSampler([1.0] * 12, batch_size=3, num_replicas=2, rank=0)
-    assert len(plan) == 2
-    for record in records:
-        assert 0.0 <= record["metrics"]["val_wer"] and record["metrics"]["val_loss"] > 0
+    assert [r["train_batches"] for r in records] == [2, 2]
+    # validation WER is pooled over the ranks (summed edit counts), so both report one figure
+    assert records[0]["metrics"]["val_wer"] == records[1]["metrics"]["val_wer"]
+    assert records[0]["metrics"]["val_wer"] > 0.0 and records[0]["metrics"]["val_loss"] > 0

@@ -75,6 +75,8 @@ def main() -> int:
         "digest": weights_digest(result.model),
         "run_dir": str(result.run_dir),
         "metrics": result.metrics,
+        # batches this rank's loader dealt per epoch (the run's own sampler)
+        "train_batches": int(result.model.trainer.num_training_batches),
     }
     (out_dir / f"rank{result.global_rank}.json").write_text(json.dumps(record))
     return 0
