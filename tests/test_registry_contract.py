@@ -98,3 +98,57 @@ def test_a_misspelled_component_key_from_the_command_line_gets_the_suggestion(
     err = capsys.readouterr().err
     assert "model.encoder.name='asr/conformer_encodr' is not a registered modules key" in err
     assert "Did you mean 'asr/conformer_encoder'?" in err
+
+
+class _WaveformEncoder:
+    """An encoder that (wrongly, for a CTC model) declares raw audio as its input."""
+
+    def __init__(self, feat_in: int) -> None:
+        self.feat_in = feat_in
+
+    @property
+    def input_ports(self) -> dict:
+        from convai_core.types import AudioSignal, B, Lengths, NeuralType, T
+
+        return {
+            "audio_signal": NeuralType((B, T), AudioSignal()),
+            "length": NeuralType((B,), Lengths()),
+        }
+
+    @property
+    def output_ports(self) -> dict:
+        from convai_core.types import B, D, EncodedRepresentation, Lengths, NeuralType, T
+
+        return {
+            "encoded": NeuralType((B, D.sized(8), T), EncodedRepresentation()),
+            "encoded_len": NeuralType((B,), Lengths()),
+        }
+
+
+def test_parts_whose_neural_types_disagree_fail_when_the_model_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    import types
+
+    from convai_asr.models.ctc import CTCModel
+    from convai_core.errors import NeuralTypeError
+    from convai_core.train import compose_config
+
+    module = types.ModuleType("convai_test_parts")
+    module.WaveformEncoder = _WaveformEncoder  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    # registered for this test only (monkeypatch removes the entry afterwards)
+    monkeypatch.setitem(
+        get_registries().modules._entries,
+        "test/waveform_encoder",
+        Entry(kind="modules", key="test/waveform_encoder", target="convai_test_parts:WaveformEncoder"),
+    )
+    cfg = compose_config(
+        ["model=asr/demo_ctc", "model.train_ds.manifest=unused", "model.encoder.name=test/waveform_encoder"]
+    )
+    with pytest.raises(NeuralTypeError) as caught:
+        CTCModel(cfg.model)
+    message = str(caught.value)
+    assert "model.preprocessor (asr/mel_spectrogram)" in message
+    assert "model.encoder (test/waveform_encoder)" in message

@@ -13,7 +13,6 @@ import torch
 from omegaconf import OmegaConf
 
 from convai_asr.metrics.wer import word_error_rate
-from convai_asr.testing import fit_tiny
 from convai_core.models import ModelBase
 from convai_core.train import compose_config, train
 
@@ -23,9 +22,8 @@ def _references(manifest: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module", params=["quartznet", "conformer"])
-def fitted(request, tiny_speech_train, tmp_path_factory):
-    result = fit_tiny(request.param, tiny_speech_train, tmp_path_factory.mktemp(request.param))
-    return request.param, result
+def fitted(request, tiny_fits):
+    return request.param, tiny_fits(request.param)
 
 
 def test_tiny_model_fits_twenty_utterances(fitted, tiny_speech) -> None:

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from convai_asr.testing import SENTENCES, fit_tiny, synthesize_set, tiny_train_set
 from convai_asr_runtime import BUNDLE_SCHEMA_VERSION, Bundle
 from convai_core.errors import ExportError
 
@@ -34,13 +33,10 @@ def real_recordings() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory):
-    """A tiny QuartzNet trained briefly on espeak-ng utterances (its archive and model): the
-    runtime's text must equal the torch path's, which needs confident, non-tied outputs."""
-    speech = synthesize_set(tmp_path_factory.mktemp("speech"), SENTENCES, "espeak-ng:en-us")
-    result = fit_tiny(
-        "quartznet", tiny_train_set(speech), tmp_path_factory.mktemp("fit"), steps=150
-    )
+def trained(tiny_fits):
+    """The session's tiny trained QuartzNet (its archive and model): the runtime's text must
+    equal the torch path's, which needs confident, non-tied outputs."""
+    result = tiny_fits("quartznet")
     return result.archive, result.model
 
 

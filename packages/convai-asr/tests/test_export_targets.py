@@ -16,6 +16,7 @@ import torch
 
 from convai_asr.testing import tiny_model
 from convai_core.errors import ExportError
+from convai_export.testing import check_triton_repository
 
 ONE_SECOND, SEVEN_SECONDS = 16000, 112000
 
@@ -136,31 +137,9 @@ def test_trt_onnx_static_shape(model, tmp_path: Path) -> None:
 
 
 def test_triton_repository(model, tmp_path: Path) -> None:
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
     report = model.export(tmp_path / "repo", format="triton", name="asr", max_batch_size=4)
     _assert_verified(report)
-    config = model_config_pb2.ModelConfig()
-    text_format.Parse((tmp_path / "repo" / "asr" / "config.pbtxt").read_text(), config)
-    graph = onnx.load(str(tmp_path / "repo" / "asr" / "1" / "model.onnx"))
-    assert config.name == "asr" and config.platform == "onnxruntime_onnx"
-    assert config.max_batch_size == 4
-    assert [i.name for i in config.input] == [i.name for i in graph.graph.input]
-    assert [o.name for o in config.output] == [o.name for o in graph.graph.output]
-    onnx_to_triton = {
-        onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32,
-        onnx.TensorProto.INT64: model_config_pb2.TYPE_INT64,
-    }
-    for declared, value in zip(
-        [*config.input, *config.output], [*graph.graph.input, *graph.graph.output], strict=True
-    ):
-        assert declared.data_type == onnx_to_triton[value.type.tensor_type.elem_type]
-        rank = len(value.type.tensor_type.shape.dim)
-        if rank == 1:  # one value per item: [1] reshaped to a scalar
-            assert list(declared.dims) == [1] and list(declared.reshape.shape) == []
-        else:
-            assert len(declared.dims) == rank - 1  # batch left to max_batch_size
+    config = check_triton_repository(tmp_path / "repo", "asr", max_batch_size=4)
     assert list(config.input[0].dims) == [-1]  # time is dynamic
     assert list(config.output[0].dims) == [-1, 29]  # frames x (28 characters + blank)
     meta = json.loads((tmp_path / "repo" / "asr" / "metadata.json").read_text())

@@ -16,6 +16,7 @@ import torch
 
 from convai_core.errors import ExportError
 from convai_export.targets import spec_options_of
+from convai_export.testing import check_triton_repository
 
 SHORT, LONG = 16, 64  # the generic spec's verification lengths (frames)
 
@@ -164,31 +165,9 @@ def test_trt_onnx_static_shape(tagger, tmp_path: Path) -> None:
 
 
 def test_triton_repository(tagger, tmp_path: Path) -> None:
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
     report = tagger.export(tmp_path / "repo", format="triton", name="tagger", max_batch_size=4)
     _assert_verified(report)
-    config = model_config_pb2.ModelConfig()
-    text_format.Parse((tmp_path / "repo" / "tagger" / "config.pbtxt").read_text(), config)
-    graph = onnx.load(str(tmp_path / "repo" / "tagger" / "1" / "model.onnx"))
-    assert config.name == "tagger" and config.platform == "onnxruntime_onnx"
-    assert config.max_batch_size == 4
-    assert [i.name for i in config.input] == [i.name for i in graph.graph.input]
-    assert [o.name for o in config.output] == [o.name for o in graph.graph.output]
-    onnx_to_triton = {
-        onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32,
-        onnx.TensorProto.INT64: model_config_pb2.TYPE_INT64,
-    }
-    for declared, value in zip(
-        [*config.input, *config.output], [*graph.graph.input, *graph.graph.output], strict=True
-    ):
-        assert declared.data_type == onnx_to_triton[value.type.tensor_type.elem_type]
-        rank = len(value.type.tensor_type.shape.dim)
-        if rank == 1:  # one value per item: [1] reshaped to a scalar
-            assert list(declared.dims) == [1] and list(declared.reshape.shape) == []
-        else:
-            assert len(declared.dims) == rank - 1  # batch left to max_batch_size
+    config = check_triton_repository(tmp_path / "repo", "tagger", max_batch_size=4)
     assert list(config.input[0].dims) == [-1, 6]  # time is dynamic
     assert list(config.output[0].dims) == [-1, 5]
     meta = json.loads((tmp_path / "repo" / "tagger" / "metadata.json").read_text())

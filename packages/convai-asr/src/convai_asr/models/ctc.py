@@ -200,11 +200,10 @@ class CTCModel(ModelBase):
 
     def _check_composition(self) -> None:
         """Check the neural types of every link between parts; the error names both ends."""
-        names = {
-            "preprocessor": f"model.preprocessor ({self._part('preprocessor')['name']})",
-            "encoder": f"model.encoder ({self.cfg.encoder['name']})",
-            "head": f"model.head ({self._part('head')['name']})",
-        }
+        names = {}
+        for key in ("preprocessor", "encoder", "head"):
+            node = self.cfg.encoder if key == "encoder" else self._part(key)
+            names[key] = f"model.{key} ({node if isinstance(node, str) else node.get('name')})"
         links = [
             (self.preprocessor, self.encoder, "preprocessor", "encoder"),
             (self.encoder, self.decoder, "encoder", "head"),
@@ -246,13 +245,13 @@ class CTCModel(ModelBase):
 
     # ------------------------------------------------------------------ vocabulary
     def _setup_tokenizer(self, tokenizer_cfg: Any) -> None:
-        node = dict(to_plain(tokenizer_cfg))
-        if node.get("model_path"):
-            self.cfg.tokenizer = node
+        plain = to_plain(tokenizer_cfg)
+        node = {"name": plain} if isinstance(plain, str) else dict(plain)
+        self.cfg.tokenizer = node
+        if node.get("model_path"):  # a tokenizer file travels inside the archive
             node["model_path"] = self.register_artifact(
                 "tokenizer.model_path", node["model_path"]
             )
-        self.cfg.tokenizer = node
         self.tokenizer: Tokenizer = build("tokenizers", node, path="model.tokenizer")
         # character tokenizers name the characters transcripts may hold; sub-word ones take any
         self.normalizer = TextNormalizer(
