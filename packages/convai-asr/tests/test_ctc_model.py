@@ -188,3 +188,29 @@ def test_fine_tune_from_archive_with_a_new_vocabulary(fitted, tiny_speech, tmp_p
         assert torch.equal(tuned.encoder.state_dict()[key], value), key
     log_probs, _ = tuned(torch.randn(1, 16000), torch.tensor([16000]))
     assert log_probs.shape[-1] == len(digits) + 1
+
+
+def test_configs_of_release_0_1_still_build_the_same_model() -> None:
+    """`type:` keys and top-level spec_augment / spec_cutout (saved in 0.1 archives) load with a
+    FutureWarning naming each new key, and give the model the registry-built config gives."""
+    from convai_asr.models.ctc import CTCModel
+
+    new = compose_config(["model=asr/quartznet_5x5", "model.train_ds.manifest=unused"]).model
+    old = OmegaConf.to_container(new)
+    old["tokenizer"] = {"type": "char", "vocabulary": old["tokenizer"]["vocabulary"]}
+    old["encoder"] = {"type": "quartznet", "arch": {"b": 5, "r": 5, "dropout": 0.0}}
+    spec_augment = {k: v for k, v in old.pop("augmentations")[0].items() if k != "name"}
+    old["spec_augment"], old["spec_cutout"] = spec_augment, None
+    del old["preprocessor"]["name"], old["head"], old["decoding"]  # 0.1 had no such keys
+    with pytest.warns(FutureWarning) as warned:
+        legacy = CTCModel(old)
+    messages = " ".join(str(w.message) for w in warned)
+    for hint in ("model.tokenizer.name='asr/char'", "model.encoder.name='asr/quartznet_encoder'",
+                 "model.spec_augment is deprecated"):
+        assert hint in messages
+    assert legacy.augmentations.keys == ["asr/spec_augment"]
+    assert legacy.cfg.encoder == {"name": "asr/quartznet_encoder", "b": 5, "r": 5, "dropout": 0.0}
+    current = CTCModel(new)
+    assert {k: v.shape for k, v in legacy.state_dict().items()} == {
+        k: v.shape for k, v in current.state_dict().items()
+    }

@@ -81,7 +81,8 @@ def upgrade_legacy_config(cfg: DictConfig) -> None:
     """Rewrite, in place, the config forms of convai-asr 0.1 into component nodes (with warnings).
 
     ``tokenizer.type`` and ``encoder.type`` become ``name`` (a QuartzNet's ``arch: {b, r,
-    dropout}`` moves up into the node), and top-level ``spec_augment`` / ``spec_cutout``
+    dropout}`` moves up into the node), a ``preprocessor`` node without ``name`` gets its default
+    key, and top-level ``spec_augment`` / ``spec_cutout``
     sections join the ``augmentations`` list. Archives saved by 0.1 restore through this.
     """
     if cfg.get("tokenizer") is not None:
@@ -96,6 +97,10 @@ def upgrade_legacy_config(cfg: DictConfig) -> None:
         if encoder.get("name") == "asr/quartznet_encoder" and "arch" in encoder:
             encoder = {**{k: v for k, v in encoder.items() if k != "arch"}, **encoder["arch"]}
         cfg.encoder = encoder
+    for key, default in DEFAULT_PARTS.items():  # 0.1 preprocessor nodes had no name
+        node = to_plain(cfg.get(key))
+        if isinstance(node, Mapping) and "name" not in node:
+            cfg[key] = {"name": default, **node}
     legacy = [key for key in ("spec_augment", "spec_cutout") if key in cfg]
     if legacy:
         items = list(to_plain(cfg.get("augmentations")) or [])
