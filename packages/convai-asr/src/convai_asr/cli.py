@@ -1,4 +1,4 @@
-"""Command-line tools of convai-asr: ``convai transcribe`` and ``convai asr synth``."""
+"""Command-line tools of convai-asr: ``convai transcribe`` and ``convai asr synth|tokenizer|augment``."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def tokenizer_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="convai asr tokenizer",
         description="Train a SentencePiece subword tokenizer on the (normalized) text of "
-        "manifests. Use it with model.tokenizer.type=sentencepiece "
+        "manifests. Use it with model.tokenizer.name=asr/sentencepiece "
         "model.tokenizer.model_path=OUT/tokenizer.model; the model file is stored inside every "
         ".convai archive the model saves.",
     )
@@ -139,8 +139,48 @@ def tokenizer_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def augment_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="convai asr augment",
+        description="Write augmented copies of a manifest's audio (offline augmentation) and a "
+        "manifest of them. RECIPE is a YAML file with a list of augmentation nodes, the same list "
+        "a data section's 'augmentations' takes, e.g. [{name: asr/speed_perturb}, {name: "
+        "asr/noise, min_snr_db: 10, max_snr_db: 30, prob: 0.5}]; `convai list augmentations` "
+        "shows the keys.",
+    )
+    parser.add_argument("--manifest", required=True, help="source manifest(s), comma-separated")
+    parser.add_argument("--recipe", required=True, help="YAML file listing the augmentations")
+    parser.add_argument("--copies", type=int, default=1, help="augmented copies per utterance")
+    parser.add_argument("--output", required=True, help="output folder (audio/ and manifest.jsonl)")
+    parser.add_argument("--sample-rate", type=int, default=16000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keep-original", action="store_true", help="list the source utterances too"
+    )
+    args = parser.parse_args(argv)
+    from convai_asr.augment.offline import augment_manifest, read_recipe
+
+    def progress(done: int, total: int) -> None:
+        if done % 100 == 0 or done == total:
+            print(f"augmented {done}/{total} utterances", file=sys.stderr, flush=True)
+
+    path = augment_manifest(
+        args.manifest,
+        read_recipe(args.recipe),
+        args.output,
+        copies=args.copies,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        keep_original=args.keep_original,
+        progress=progress,
+    )
+    print(path)
+    return 0
+
+
 TOOLS = {
     "synth": (synth_main, "build a synthetic speech dataset from text"),
+    "augment": (augment_main, "write augmented copies of a manifest's audio (offline)"),
     "tokenizer": (tokenizer_main, "train a SentencePiece tokenizer on manifest text"),
 }
 

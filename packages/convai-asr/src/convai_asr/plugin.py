@@ -56,6 +56,15 @@ def convai_register_augmentations(registry: Registry) -> None:
         "convai_asr.augment.spec:SpecAugment",
         description="time and frequency masks on spectrograms (training only)",
     )
+    for key, name, description in [
+        ("asr/speed_perturb", "SpeedPerturb", "speed perturbation by resampling (waveform)"),
+        ("asr/time_stretch", "TimeStretch", "tempo change without pitch change (waveform)"),
+        ("asr/gain", "Gain", "random gain in decibels (waveform)"),
+        ("asr/time_shift", "TimeShift", "shift in time with silence fill (waveform)"),
+        ("asr/noise", "Noise", "white/pink/brown/blue noise at a random SNR (waveform)"),
+        ("asr/telephone", "Telephone", "8 kHz 300-3400 Hz mu-law telephone channel (waveform)"),
+    ]:
+        registry.add(key, f"convai_asr.augment.waveform:{name}", description=description)
     registry.add(
         "asr/spec_cutout",
         "convai_asr.augment.spec:SpecCutout",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -47,6 +47,8 @@ class AudioTextDataset(Dataset[dict[str, Any] | None]):
         sample_rate: the model's rate in Hz; audio is resampled to it.
         normalizer: applied to each transcript before tokenizing.
         skip_bad_audio: drop unreadable files instead of raising.
+        augment: applied to each utterance's waveform after loading (in the loader's workers),
+            e.g. a :class:`~convai_asr.augment.waveform.WaveformChain`.
 
     Attributes:
         bad_files: how many times each bad file was skipped, by path. With DataLoader workers each
@@ -65,7 +67,9 @@ class AudioTextDataset(Dataset[dict[str, Any] | None]):
         sample_rate: int,
         normalizer: TextNormalizer | None = None,
         skip_bad_audio: bool = False,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
+        self.augment = augment
         self.entries = list(entries)
         self.tokenizer = tokenizer
         self.sample_rate = sample_rate
@@ -115,6 +119,8 @@ class AudioTextDataset(Dataset[dict[str, Any] | None]):
                 )
             self.bad_files[entry.audio_filepath] += 1
             return None
+        if self.augment is not None:
+            audio = self.augment(audio)
         return {
             "audio": audio,
             "tokens": torch.tensor(self.token_ids[index], dtype=torch.long),

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from convai_asr.data.dataset import AudioTextDataset, DurationBucketSampler, collate_audio_text
 from convai_asr.data.manifest import read_manifests
-from convai_core.components import build
+from convai_core.components import build, build_list
 from convai_core.config_utils import to_plain
 from convai_core.errors import ConfigError
 
@@ -56,6 +56,8 @@ def manifest_dataset(
     max_duration: float | None = None,
     skip_malformed: bool = False,
     skip_bad_audio: bool = False,
+    augmentations: list[Any] | None = None,
+    config_path: str = "dataset",
 ) -> AudioTextDataset | None:
     """The ``asr/manifest`` dataset: utterances of NeMo-style JSON-lines manifests.
 
@@ -68,6 +70,10 @@ def manifest_dataset(
         max_duration: drop utterances longer than this many seconds.
         skip_malformed: skip (and count) malformed manifest lines instead of raising.
         skip_bad_audio: drop unreadable audio files while training instead of raising.
+        augmentations: waveform augmentation nodes (``{name: asr/speed_perturb, prob: 0.5,
+            ...}``), built from the registry with this ``sample_rate`` and applied to every
+            utterance as it is read (see :mod:`convai_asr.augment.waveform`).
+        config_path: the section's config path, for messages (supplied by the loader).
 
     Returns:
         The dataset, or ``None`` when ``manifest`` is empty.
@@ -81,12 +87,21 @@ def manifest_dataset(
         skip_malformed=skip_malformed,
     )
     log.info("data: %s", read.summary())
+    from convai_asr.augment.waveform import WaveformChain
+
+    items = build_list(
+        "augmentations",
+        augmentations,
+        path=f"{config_path}.augmentations",
+        context={"sample_rate": sample_rate},
+    )
     dataset = AudioTextDataset(
         read.entries,
         tokenizer,
         sample_rate=sample_rate,
         normalizer=normalizer,
         skip_bad_audio=skip_bad_audio,
+        augment=WaveformChain(items) if items else None,
     )
     if normalizer is not None and normalizer.removed:
         log.info(
@@ -136,7 +151,7 @@ def build_audio_loader(
         "datasets",
         {"name": dataset_key, **section},
         path=path,
-        context=context,
+        context={**context, "config_path": path},
         sibling_keys=LOADER_KEYS | {"dataset"},
     )
     if dataset is None:
