@@ -22,7 +22,12 @@ from torch import nn
 
 from convai_core.components import BuiltItem
 
-__all__ = ["AugmentationChain"]
+__all__ = ["AugmentationChain", "skipped"]
+
+
+def skipped(probability: float, generator: torch.Generator | None = None) -> bool:
+    """Whether an item applied with ``probability`` sits out this draw (no draw when it is 1)."""
+    return probability < 1.0 and float(torch.rand((), generator=generator)) >= probability
 
 
 class _CallableModule(nn.Module):
@@ -76,7 +81,7 @@ class AugmentationChain(nn.Module):
         if not self.training:
             return signal
         for augmentation, probability in zip(self.items, self.probabilities, strict=True):
-            if probability < 1.0 and float(torch.rand(())) >= probability:
+            if skipped(probability):
                 continue
             signal = augmentation(signal, length)
         return signal

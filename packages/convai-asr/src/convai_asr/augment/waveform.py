@@ -28,6 +28,7 @@ import math
 import torch
 import torchaudio.functional as TAF
 
+from convai_asr.augment.chain import skipped
 from convai_core.components import BuiltItem
 from convai_core.types import AudioSignal, NeuralType, T
 
@@ -320,10 +321,7 @@ class WaveformChain:
 
     def __call__(self, audio: torch.Tensor) -> torch.Tensor:
         for item in self.items:
-            if (
-                item.probability < 1.0
-                and float(torch.rand((), generator=self.generator)) >= item.probability
-            ):
+            if skipped(item.probability, self.generator):
                 continue
             audio = item.component(audio, self.generator)
         return audio
