@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -28,9 +28,27 @@ def transcribe_main(argv: Sequence[str]) -> int:
         help="files longer than this are transcribed in overlapping chunks",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    beam = parser.add_argument_group(
+        "decoding", "default: the model's own decoder (greedy); --lm switches to asr/beam_kenlm"
+    )
+    beam.add_argument(
+        "--decoder", help="a decoders key (convai list decoders), e.g. asr/beam_kenlm"
+    )
+    beam.add_argument("--lm", help="KenLM file for beam search (convai lm build)")
+    beam.add_argument(
+        "--lexicon",
+        default="auto",
+        help="auto (the LM's words), a lexicon file, or none (lexicon-free with a token LM)",
+    )
+    beam.add_argument("--alpha", type=float, help="LM weight (convai lm tune finds it)")
+    beam.add_argument("--beta", type=float, help="word insertion bonus")
+    beam.add_argument("--beam", type=int, help="beam size (default 32)")
     args = parser.parse_args(argv)
     if not args.files and not args.manifest:
         parser.error("give audio FILES or --manifest")
+    decoder = args.decoder or ("asr/beam_kenlm" if args.lm else None)
+    if decoder is None and any(v is not None for v in (args.alpha, args.beta, args.beam)):
+        parser.error("--alpha/--beta/--beam set beam search: give --lm (or --decoder)")
     from convai_asr.transcribe import write_jsonl
     from convai_core.models.base import ModelBase
 
@@ -40,6 +58,15 @@ def transcribe_main(argv: Sequence[str]) -> int:
         model = ModelBase.from_pretrained(args.model, map_location=args.device)
     if not hasattr(model, "transcribe"):
         parser.error(f"{args.model} holds a {type(model).__name__}, which cannot transcribe")
+    if decoder is not None:
+        node: dict[str, object] = {"name": decoder}
+        if decoder == "asr/beam_kenlm":
+            node["lm"] = args.lm
+            node["lexicon"] = None if args.lexicon == "none" else args.lexicon
+        for key in ("alpha", "beta", "beam"):
+            if getattr(args, key) is not None:
+                node[key] = getattr(args, key)
+        model.change_decoding(node)  # type: ignore[operator]
     inputs = list(args.files) + ([args.manifest] if args.manifest else [])
     results = model.transcribe(
         inputs,
@@ -185,14 +212,21 @@ TOOLS = {
 }
 
 
-def asr_main(argv: Sequence[str]) -> int:
-    """``convai asr <tool> ...``: the ASR data tools."""
+def run_tool(
+    prog: str, tools: Mapping[str, tuple[Callable[[Sequence[str]], int], str]], argv: Sequence[str]
+) -> int:
+    """Run ``prog <tool> args``: the tool named by ``argv[0]`` with the rest (``--help`` lists)."""
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: convai asr <tool> [args]\n\ntools:")
-        for name, (_, help_text) in TOOLS.items():
+        print(f"usage: {prog} <tool> [args]\n\ntools:")
+        for name, (_, help_text) in tools.items():
             print(f"  {name:<10} {help_text}")
         return 0
-    if argv[0] not in TOOLS:
-        print(f"convai asr: unknown tool {argv[0]!r}; tools: {', '.join(TOOLS)}", file=sys.stderr)
+    if argv[0] not in tools:
+        print(f"{prog}: unknown tool {argv[0]!r}; tools: {', '.join(tools)}", file=sys.stderr)
         return 2
-    return TOOLS[argv[0]][0](argv[1:])
+    return tools[argv[0]][0](argv[1:])
+
+
+def asr_main(argv: Sequence[str]) -> int:
+    """``convai asr <tool> ...``: the ASR data tools."""
+    return run_tool("convai asr", TOOLS, argv)

@@ -61,10 +61,20 @@ def convai_register_augmentations(registry: Registry) -> None:
         ("asr/time_stretch", "TimeStretch", "tempo change without pitch change (waveform)"),
         ("asr/gain", "Gain", "random gain in decibels (waveform)"),
         ("asr/time_shift", "TimeShift", "shift in time with silence fill (waveform)"),
-        ("asr/noise", "Noise", "white/pink/brown/blue noise at a random SNR (waveform)"),
+        (
+            "asr/noise",
+            "Noise",
+            "colored noise, or recorded noise from a manifest, at a random SNR (waveform)",
+        ),
+        ("asr/babble", "Babble", "other utterances of a speech manifest mixed in (waveform)"),
         ("asr/telephone", "Telephone", "8 kHz 300-3400 Hz mu-law telephone channel (waveform)"),
     ]:
         registry.add(key, f"convai_asr.augment.waveform:{name}", description=description)
+    registry.add(
+        "asr/impulse_response",
+        "convai_asr.augment.reverb:ImpulseResponse",
+        description="room reverberation: simulated shoebox or recorded impulse responses (waveform)",
+    )
     registry.add(
         "asr/spec_cutout",
         "convai_asr.augment.spec:SpecCutout",
@@ -102,6 +112,11 @@ def convai_register_decoders(registry: Registry) -> None:
         "convai_asr.decoding.greedy:GreedyCTCDecoder",
         description="greedy CTC decoding with token frames",
     )
+    registry.add(
+        "asr/beam_kenlm",
+        "convai_asr.decoding.beam:KenLMBeamDecoder",
+        description="CTC beam search with a KenLM n-gram (lexicon or lexicon-free; flashlight)",
+    )
 
 
 @hookimpl
@@ -115,6 +130,11 @@ def convai_register_commands(registry: Registry) -> None:
         "asr",
         "convai_asr.cli:asr_main",
         description="ASR data tools (synth: speech datasets from offline voices)",
+    )
+    registry.add(
+        "lm",
+        "convai_asr.lm.cli:lm_main",
+        description="n-gram language models for beam search (build, tune)",
     )
 
 

@@ -9,7 +9,7 @@ log-probabilities are decoded once. Only one batch of windows is in memory at a 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +92,42 @@ def _clip(words: list[dict[str, Any]], duration: float) -> list[dict[str, Any]]:
     return words
 
 
+def file_log_probs(
+    model: CTCModel,
+    paths: Sequence[str],
+    *,
+    batch_size: int = 8,
+    chunk_seconds: float = 30.0,
+    overlap_seconds: float = 4.0,
+) -> Iterator[tuple[int, float, torch.Tensor]]:
+    """The model's log-probabilities for each file, shortest files first, batched by length.
+
+    Yields ``(index in paths, duration in seconds, log_probs)`` with log_probs of shape
+    (T', V); files longer than ``chunk_seconds`` come last, each read in overlapping chunks.
+    The caller puts the model in eval mode.
+    """
+    durations = [audio_info(p)[2] for p in paths]
+    short = sorted(
+        (i for i, d in enumerate(durations) if d <= chunk_seconds), key=lambda i: durations[i]
+    )
+    for first in range(0, len(short), batch_size):
+        group = short[first : first + batch_size]
+        waves = [load_audio(paths[i], sample_rate=model.sample_rate) for i in group]
+        for i, log_probs in zip(group, _forward(model, waves), strict=True):
+            yield i, durations[i], log_probs
+    for i, d in enumerate(durations):
+        if d > chunk_seconds:
+            log_probs = _long_file_log_probs(
+                model,
+                paths[i],
+                d,
+                batch_size=batch_size,
+                chunk_seconds=chunk_seconds,
+                overlap_seconds=overlap_seconds,
+            )
+            yield i, d, log_probs
+
+
 def transcribe_files(
     model: CTCModel,
     audio: str | Path | Sequence[str | Path],
@@ -105,33 +141,20 @@ def transcribe_files(
     was_training = model.training
     model.eval()
     results: list[dict[str, Any] | None] = [None] * len(paths)
-    durations = [audio_info(p)[2] for p in paths]
-    short = sorted(
-        (i for i, d in enumerate(durations) if d <= chunk_seconds), key=lambda i: durations[i]
-    )
     try:
-        for first in range(0, len(short), batch_size):
-            group = short[first : first + batch_size]
-            waves = [load_audio(paths[i], sample_rate=model.sample_rate) for i in group]
-            for i, log_probs in zip(group, _forward(model, waves), strict=True):
-                text, words = model.words_from_log_probs(log_probs, log_probs.shape[0])
-                results[i] = {
-                    "audio_filepath": paths[i],
-                    "text": text,
-                    "words": _clip(words, durations[i]),
-                }
-        for i, d in enumerate(durations):
-            if d > chunk_seconds:
-                log_probs = _long_file_log_probs(
-                    model,
-                    paths[i],
-                    d,
-                    batch_size=batch_size,
-                    chunk_seconds=chunk_seconds,
-                    overlap_seconds=overlap_seconds,
-                )
-                text, words = model.words_from_log_probs(log_probs, log_probs.shape[0])
-                results[i] = {"audio_filepath": paths[i], "text": text, "words": _clip(words, d)}
+        for i, duration, log_probs in file_log_probs(
+            model,
+            paths,
+            batch_size=batch_size,
+            chunk_seconds=chunk_seconds,
+            overlap_seconds=overlap_seconds,
+        ):
+            text, words = model.words_from_log_probs(log_probs, log_probs.shape[0])
+            results[i] = {
+                "audio_filepath": paths[i],
+                "text": text,
+                "words": _clip(words, duration),
+            }
     finally:
         model.train(was_training)
     return [r for r in results if r is not None]

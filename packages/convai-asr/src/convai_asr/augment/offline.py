@@ -2,7 +2,14 @@
 
 Augmenting once, before training, saves the loader's time on every epoch (the guide's advice for
 slow augmentations such as time stretch or simulated rooms). The recipe is the same list of
-component nodes a data section's ``augmentations`` takes.
+component nodes a data section's ``augmentations`` takes, with one difference: a relative
+``manifest`` of an item (the noise of ``asr/noise``, the talkers of ``asr/babble``, the
+responses of ``asr/impulse_response``) is resolved against the recipe file's folder, so a recipe
+and its noise lists move together::
+
+    # recipes/noisy.yaml: reads recipes/noise/music.jsonl
+    - {name: asr/noise, manifest: noise/music.jsonl, min_snr_db: 5, max_snr_db: 20}
+    - {name: asr/impulse_response, min_rt60: 0.3, max_rt60: 0.9, prob: 0.5}
 """
 
 from __future__ import annotations
@@ -17,9 +24,28 @@ from convai_core.errors import ConfigError
 
 __all__ = ["augment_manifest", "read_recipe"]
 
+#: The item key whose relative paths a recipe resolves against its own folder.
+MANIFEST_KEY = "manifest"
+
+
+def _resolve_manifests(value: Any, folder: Path) -> Any:
+    """``value`` (a path, comma-separated paths or a list) with relative paths made absolute."""
+
+    def resolve(one: str) -> str:
+        path = Path(one.strip()).expanduser()
+        return str(path if path.is_absolute() else folder / path)
+
+    if isinstance(value, str):
+        return ",".join(resolve(p) for p in value.split(",") if p.strip())
+    if isinstance(value, list):
+        return [resolve(p) if isinstance(p, str) else p for p in value]
+    return value
+
 
 def read_recipe(path: str | os.PathLike[str]) -> list[Any]:
     """A recipe file: a YAML list of augmentation nodes (or ``{augmentations: [...]}``).
+
+    A relative ``manifest`` of an item is made absolute against the recipe's folder.
 
     Raises:
         ConfigError: the file is missing, not YAML, or holds no list.
@@ -40,7 +66,13 @@ def read_recipe(path: str | os.PathLike[str]) -> list[Any]:
             f"augmentation recipe {recipe} must hold a non-empty YAML list of "
             "{name: <augmentations key>, ...} items (or a mapping with such an 'augmentations' list)"
         )
-    return data
+    folder = recipe.absolute().parent
+    return [
+        {**item, MANIFEST_KEY: _resolve_manifests(item[MANIFEST_KEY], folder)}
+        if isinstance(item, dict) and MANIFEST_KEY in item
+        else item
+        for item in data
+    ]
 
 
 def augment_manifest(

@@ -10,7 +10,14 @@ optional ``prob``); :func:`~convai_asr.data.loaders.manifest_dataset` applies th
       augmentations:
         - {name: asr/speed_perturb, min_rate: 0.9, max_rate: 1.1}
         - {name: asr/noise, min_snr_db: 10, max_snr_db: 30, color: pink, prob: 0.5}
+        - {name: asr/noise, manifest: noise.jsonl, min_snr_db: 5, max_snr_db: 20, prob: 0.3}
+        - {name: asr/babble, manifest: train.jsonl, min_speakers: 3, max_speakers: 6, prob: 0.2}
+        - {name: asr/impulse_response, min_rt60: 0.2, max_rt60: 0.8, prob: 0.3}
         - {name: asr/telephone, prob: 0.2}
+
+Noise and babble from manifests draw their recordings through
+:class:`~convai_asr.augment.recordings.RecordingPool`; room impulse responses live in
+:mod:`convai_asr.augment.reverb`.
 
 Every augmentation takes ``(audio, generator)``: a 1-D waveform at the dataset's sample rate
 (the dataset supplies ``sample_rate`` when it builds them) and the ``torch.Generator`` to draw
@@ -29,10 +36,12 @@ import torch
 import torchaudio.functional as TAF
 
 from convai_asr.augment.chain import skipped
+from convai_asr.augment.recordings import ManifestPaths, RecordingPool
 from convai_core.components import BuiltItem
 from convai_core.types import AudioSignal, NeuralType, T
 
 __all__ = [
+    "Babble",
     "Gain",
     "Noise",
     "SpeedPerturb",
@@ -41,6 +50,7 @@ __all__ = [
     "TimeStretch",
     "WaveformAugmentation",
     "WaveformChain",
+    "mix_at_snr",
 ]
 
 
@@ -229,17 +239,51 @@ def colored_noise(
     return noise / noise.std().clamp(min=1e-12)
 
 
-class Noise(WaveformAugmentation):
-    """Add colored noise at a signal-to-noise ratio drawn in [min_snr_db, max_snr_db].
+def mix_at_snr(audio: torch.Tensor, noise: torch.Tensor, *, snr_db: float) -> torch.Tensor:
+    """``audio`` plus ``noise`` scaled so that their mean powers differ by ``snr_db`` decibels.
 
-    The SNR is measured against the utterance's mean power (an all-zero utterance is returned
-    unchanged).
+    An all-zero ``audio`` or ``noise`` gives ``audio`` back unchanged.
+
+    Shapes:
+        audio: (T,), noise: (T,) -> (T,).
+    """
+    power = audio.pow(2).mean()
+    noise_power = noise.pow(2).mean()
+    if float(power) == 0.0 or float(noise_power) == 0.0:
+        return audio
+    scale = torch.sqrt(power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    return audio + noise * scale
+
+
+class Noise(WaveformAugmentation):
+    """Add noise at a signal-to-noise ratio drawn in [min_snr_db, max_snr_db]: colored noise, or
+    recorded noise listed in a manifest.
+
+    Without ``manifest`` the noise is Gaussian noise of ``color``. With ``manifest`` (a
+    JSON-lines list of noise recordings, see :mod:`convai_asr.augment.recordings`) each call
+    mixes in a random segment of a random recording, resampled to the dataset's rate and looped
+    when it is shorter than the utterance. A relative ``manifest`` path is resolved against the
+    current folder (in ``convai asr augment`` recipes: against the recipe's folder); a relative
+    path inside it, against the manifest's folder.
+
+    The SNR is measured between the utterance's mean power and the noise segment's (an all-zero
+    utterance, or an all-zero noise segment, leaves the utterance unchanged).
 
     Args:
         sample_rate: the dataset's rate (supplied).
         min_snr_db: noisiest.
         max_snr_db: cleanest.
-        color: ``white``, ``pink``, ``brown`` or ``blue``.
+        color: ``white`` (the default), ``pink``, ``brown`` or ``blue``; only without
+            ``manifest``.
+        manifest: noise manifest(s): a path, comma-separated paths or a list.
+        max_files: use at most this many recordings of the manifest, evenly spaced over it.
+        cache_seconds: decoded noise each loader worker keeps in memory, in seconds; a longer
+            recording is read a segment at a time.
+
+    Raises:
+        ValueError: an empty SNR range, an unknown color, or both ``color`` and ``manifest``.
+        ManifestError: the manifest is missing or has a malformed line (named with its number).
+        AudioError: (when called) a listed noise file is missing or unreadable.
     """
 
     def __init__(
@@ -247,24 +291,132 @@ class Noise(WaveformAugmentation):
         sample_rate: int,
         min_snr_db: float = 10.0,
         max_snr_db: float = 30.0,
-        color: str = "white",
+        color: str | None = None,
+        manifest: ManifestPaths | None = None,
+        max_files: int | None = None,
+        cache_seconds: float = 600.0,
     ) -> None:
         super().__init__(sample_rate)
         self._check_range("snr_db", min_snr_db, max_snr_db)
-        if color not in NOISE_EXPONENTS:
+        if color is not None and manifest is not None:
+            raise ValueError(
+                f"give either color ({color!r}: generated noise) or manifest (recorded noise), "
+                "not both; use two asr/noise items to have both kinds"
+            )
+        if color is not None and color not in NOISE_EXPONENTS:
             raise ValueError(f"color must be one of {sorted(NOISE_EXPONENTS)}; got {color!r}")
-        self.min_snr_db, self.max_snr_db, self.color = min_snr_db, max_snr_db, color
+        self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
+        self.color = "white" if color is None else color
+        self.pool = (
+            None
+            if manifest is None
+            else RecordingPool(
+                manifest,
+                sample_rate=self.sample_rate,
+                what="noise",
+                max_files=max_files,
+                cache_seconds=cache_seconds,
+            )
+        )
+
+    def draw_noise(self, samples: int, generator: torch.Generator | None) -> torch.Tensor:
+        """The noise of one call, before scaling.
+
+        Shapes:
+            -> (samples,).
+        """
+        if self.pool is None:
+            return colored_noise(samples, self.color, generator)
+        return self.pool.segment(self.pool.draw_index(generator), samples, generator)
 
     def __call__(
         self, audio: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        power = audio.pow(2).mean()
-        if float(power) == 0.0:
+        if float(audio.pow(2).mean()) == 0.0:
             return audio
         snr_db = _uniform(self.min_snr_db, self.max_snr_db, generator)
-        noise = colored_noise(audio.shape[-1], self.color, generator).to(audio)
-        scale = torch.sqrt(power / (noise.pow(2).mean() * 10.0 ** (snr_db / 10.0)))
-        return audio + noise * scale
+        noise = self.draw_noise(audio.shape[-1], generator).to(audio)
+        return mix_at_snr(audio, noise, snr_db=snr_db)
+
+
+class Babble(WaveformAugmentation):
+    """Add babble, other people talking: the sum of several utterances of a speech manifest,
+    at a signal-to-noise ratio drawn in [min_snr_db, max_snr_db].
+
+    Each call draws a number of talkers in [min_speakers, max_speakers] and that many utterances
+    of ``manifest`` (the training manifest itself will do), takes a random segment of each as
+    long as the utterance (looped when shorter), scales each to the same mean power so that no
+    talker dominates, and mixes their sum in at the drawn SNR (measured as for ``asr/noise``).
+    An utterance may draw itself as a talker; with more than a few hundred utterances that is
+    rare. Recordings are read and cached as for noise manifests
+    (:mod:`convai_asr.augment.recordings`).
+
+    Args:
+        sample_rate: the dataset's rate (supplied).
+        manifest: speech manifest(s): a path, comma-separated paths or a list (``text`` is not
+            needed).
+        min_speakers: fewest talkers.
+        max_speakers: most talkers.
+        min_snr_db: noisiest.
+        max_snr_db: cleanest.
+        max_files: use at most this many utterances of the manifest, evenly spaced over it.
+        cache_seconds: decoded speech each loader worker keeps in memory, in seconds.
+
+    Raises:
+        ValueError: an empty range, or fewer than one talker.
+        ManifestError: the manifest is missing or has a malformed line.
+        AudioError: (when called) a listed file is missing or unreadable.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        manifest: ManifestPaths,
+        min_speakers: int = 3,
+        max_speakers: int = 7,
+        min_snr_db: float = 5.0,
+        max_snr_db: float = 20.0,
+        max_files: int | None = None,
+        cache_seconds: float = 600.0,
+    ) -> None:
+        super().__init__(sample_rate)
+        self._check_range("snr_db", min_snr_db, max_snr_db)
+        self._check_range("speakers", min_speakers, max_speakers, minimum=0)
+        self.min_speakers, self.max_speakers = int(min_speakers), int(max_speakers)
+        self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
+        self.pool = RecordingPool(
+            manifest,
+            sample_rate=self.sample_rate,
+            what="babble speech",
+            max_files=max_files,
+            cache_seconds=cache_seconds,
+        )
+
+    def draw_babble(self, samples: int, generator: torch.Generator | None) -> torch.Tensor:
+        """The babble of one call, before scaling: the sum of the drawn talkers.
+
+        Shapes:
+            -> (samples,).
+        """
+        talkers = int(
+            torch.randint(self.min_speakers, self.max_speakers + 1, (), generator=generator)
+        )
+        babble = torch.zeros(samples)
+        for _ in range(talkers):
+            speech = self.pool.segment(self.pool.draw_index(generator), samples, generator)
+            rms = speech.pow(2).mean().sqrt()
+            if float(rms) > 0.0:
+                babble += speech / rms
+        return babble
+
+    def __call__(
+        self, audio: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        if float(audio.pow(2).mean()) == 0.0:
+            return audio
+        snr_db = _uniform(self.min_snr_db, self.max_snr_db, generator)
+        babble = self.draw_babble(audio.shape[-1], generator).to(audio)
+        return mix_at_snr(audio, babble, snr_db=snr_db)
 
 
 class Telephone(WaveformAugmentation):

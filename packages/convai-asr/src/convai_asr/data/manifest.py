@@ -6,7 +6,9 @@ A line looks like::
      "speaker": "spk1", "lang": "en"}
 
 ``audio_filepath``, ``duration`` (seconds, > 0) and ``text`` (may be empty) are required;
-``offset``, ``speaker`` and ``lang`` are optional; other keys (``pred_text``...) are ignored. A
+``offset``, ``speaker`` and ``lang`` are optional; other keys (``pred_text``...) are ignored.
+Manifests of noise or impulse-response recordings may leave ``text`` out
+(``require_text=False``). A
 relative ``audio_filepath`` is resolved against the folder that holds the manifest, so a data set
 folder can be moved as a whole. Every line is validated and a bad one is reported as
 ``<manifest>:<line>: <problem>; <fix>``.
@@ -123,7 +125,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _parse_line(raw: str, base_dir: Path, line_no: int) -> ManifestEntry:
+def _parse_line(
+    raw: str, base_dir: Path, line_no: int, *, require_text: bool = True
+) -> ManifestEntry:
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -134,11 +138,14 @@ def _parse_line(raw: str, base_dir: Path, line_no: int) -> ManifestEntry:
         raise _LineError(
             f"expected a JSON object, got {type(record).__name__}; write one object per line"
         )
-    missing = [k for k in ("audio_filepath", "duration", "text") if k not in record]
+    required = (
+        ("audio_filepath", "duration", "text") if require_text else ("audio_filepath", "duration")
+    )
+    missing = [k for k in required if k not in record]
     if missing:
         raise _LineError(
             f"missing required key(s) {', '.join(map(repr, missing))} (found "
-            f"{sorted(record)}); every line needs audio_filepath, duration and text"
+            f"{sorted(record)}); every line needs {', '.join(required[:-1])} and {required[-1]}"
         )
     audio = record["audio_filepath"]
     if not isinstance(audio, str) or not audio.strip():
@@ -149,7 +156,7 @@ def _parse_line(raw: str, base_dir: Path, line_no: int) -> ManifestEntry:
             f"duration must be a number of seconds > 0, got {duration!r}; measure it with "
             "convai_asr.audio.audio_info"
         )
-    text = record["text"]
+    text = record.get("text", "")
     if not isinstance(text, str):
         raise _LineError(f"text must be a string (it may be empty), got {text!r}")
     offset = record.get("offset")
@@ -185,6 +192,7 @@ def read_manifest(
     min_duration: float | None = None,
     max_duration: float | None = None,
     skip_malformed: bool = False,
+    require_text: bool = True,
 ) -> ManifestReadResult:
     """Read and validate a JSON-lines manifest.
 
@@ -197,6 +205,8 @@ def read_manifest(
         min_duration: drop utterances shorter than this many seconds.
         max_duration: drop utterances longer than this many seconds.
         skip_malformed: skip (and count) malformed lines instead of raising.
+        require_text: whether every line must have ``text``; ``False`` for manifests of
+            noise or impulse-response recordings (a missing text reads as ``""``).
 
     Returns:
         The kept entries and the drop counts.
@@ -223,7 +233,7 @@ def read_manifest(
                 raw = raw_bytes.decode("utf-8")
                 if not raw.strip():
                     continue
-                entry = _parse_line(raw, base_dir, line_no)
+                entry = _parse_line(raw, base_dir, line_no, require_text=require_text)
             except (UnicodeDecodeError, _LineError) as exc:
                 problem = (
                     f"not UTF-8 text ({exc.reason}); re-save the manifest as UTF-8"
@@ -261,6 +271,7 @@ def read_manifests(
     min_duration: float | None = None,
     max_duration: float | None = None,
     skip_malformed: bool = False,
+    require_text: bool = True,
 ) -> ManifestReadResult:
     """Read several manifests and merge them, in order (see :func:`read_manifest`).
 
@@ -270,6 +281,7 @@ def read_manifests(
         min_duration: drop utterances shorter than this many seconds.
         max_duration: drop utterances longer than this many seconds.
         skip_malformed: skip (and count) malformed lines instead of raising.
+        require_text: whether every line must have ``text`` (see :func:`read_manifest`).
 
     Returns:
         All kept entries, with the drop counts summed over the manifests.
@@ -289,6 +301,7 @@ def read_manifests(
             min_duration=min_duration,
             max_duration=max_duration,
             skip_malformed=skip_malformed,
+            require_text=require_text,
         )
         merged.entries.extend(part.entries)
         merged.paths.extend(part.paths)

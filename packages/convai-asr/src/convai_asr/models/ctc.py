@@ -403,6 +403,30 @@ class CTCModel(ModelBase):
         pooled.load_list([int(v) for v in summed.tolist()])
         return pooled
 
+    def change_decoding(self, node: Mapping[str, Any] | DictConfig) -> Decoder:
+        """Use another decoder from now on, e.g. beam search with an n-gram LM.
+
+        Example:
+            >>> model.change_decoding({"name": "asr/beam_kenlm", "lm": "lm.bin", "alpha": 0.8})
+
+        The node is built like the config's ``decoding`` node (the model supplies ``blank_id``
+        and ``tokenizer``). The saved config keeps its own ``decoding``: an archive never refers
+        to an LM file outside it.
+
+        Returns:
+            The new decoder (also ``self.decoding``).
+
+        Raises:
+            ConfigError: unknown decoder key or a bad argument (named with ``decoding``).
+        """
+        self.decoding = build(
+            "decoders",
+            node,
+            path="decoding",
+            context={"blank_id": self.blank_id, "tokenizer": self.tokenizer},
+        )
+        return self.decoding
+
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         """Decode with the configured decoder to text. Shapes: log_probs (B, T', V), lengths (B,)."""
         return [self.tokenizer.decode(h.token_ids) for h in self.decoding(log_probs, lengths)]
