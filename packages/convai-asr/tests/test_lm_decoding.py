@@ -307,3 +307,47 @@ def test_transcribe_and_tune_with_an_lm_on_an_unseen_voice(tiny_fits, tmp_path, 
     assert len(tuned["grid"]) == 4 and tuned["greedy"]["wer"] == pytest.approx(results["greedy"])
     assert tuned["best"]["wer"] <= results["beam"] + 1e-9
     assert "best: alpha" in capsys.readouterr().out
+
+
+def test_blank_skipping_decodes_fewer_frames_to_the_same_tokens_and_frames(corpus):
+    """Runs of near-certain blanks shrink to one frame; repeated letters stay apart."""
+    tok = CharTokenizer.english()
+    blank = tok.vocab_size
+    sentences = ["all will see the hall", *corpus["held_out"][:3]]
+    rng = torch.Generator().manual_seed(3)
+    items = []
+    for sentence in sentences:
+        rows = []
+        for token in tok.encode(sentence):
+            letter = torch.randn(blank + 1, generator=rng)
+            letter[token] += 8.0
+            rows.append(letter)
+            for _ in range(int(torch.randint(1, 6, (), generator=rng))):
+                pause = torch.randn(blank + 1, generator=rng)
+                pause[blank] += 12.0  # P(blank) > 0.999
+                rows.append(pause)
+        items.append(torch.stack(rows).log_softmax(-1))
+    lengths = torch.tensor([len(x) for x in items])
+    x = torch.full((len(items), int(lengths.max()), blank + 1), -30.0)
+    for i, item in enumerate(items):
+        x[i, : len(item)] = item
+    decoded_frames: list[int] = []
+    results = {}
+    for skip in (None, 0.99):
+        decoder = KenLMBeamDecoder(blank, tok, lm=corpus["char"], lexicon=None, blank_skip=skip)
+        inner = decoder._decoder
+
+        class Counting:
+            def decode(self, pointer, frames, classes):
+                decoded_frames.append(frames)
+                return inner.decode(pointer, frames, classes)
+
+        decoder._decoder = Counting()
+        results[skip] = decoder(x, lengths)
+    for full, skipped, sentence in zip(results[None], results[0.99], sentences, strict=True):
+        assert tok.decode(full.token_ids) == sentence
+        assert (skipped.token_ids, skipped.token_frames) == (full.token_ids, full.token_frames)
+    every, fewer = sum(decoded_frames[: len(items)]), sum(decoded_frames[len(items) :])
+    assert every == int(lengths.sum()) and fewer < 0.55 * every, (every, fewer)
+    with pytest.raises(ConfigError, match="blank_skip"):
+        KenLMBeamDecoder(blank, tok, lm=None, lexicon=None, blank_skip=1.5)

@@ -38,6 +38,7 @@ __all__ = ["BeamHypothesis", "KenLMBeamDecoder", "load_lexicon"]
 
 _BLANK = "<convai_blank>"
 _UNK = "<unk>"
+_IMPOSSIBLE = -1e4  # log-probability of what an appended frame rules out
 _WORD_MARKER = "\u2581"
 
 
@@ -111,6 +112,9 @@ class KenLMBeamDecoder:
         unk_score: score of a word outside the lexicon (``-inf``: never).
         sil_score: score added per word separator.
         log_add: merge equal hypotheses by log-add instead of max.
+        blank_skip: frames whose blank probability is at least this, following such a frame,
+            are skipped (a run of near-certain blanks becomes one frame, which still separates
+            repeated tokens); None decodes every frame. Token frames stay those of the input.
 
     Raises:
         ConfigError: the LM file is missing, or its units do not fit the lexicon choice or the
@@ -129,11 +133,12 @@ class KenLMBeamDecoder:
         alpha: float = 0.5,
         beta: float = 1.0,
         beam: int = 32,
-        beam_size_token: int | None = 16,
-        beam_threshold: float = 20.0,
+        beam_size_token: int | None = 8,
+        beam_threshold: float = 12.0,
         unk_score: float = -math.inf,
         sil_score: float = 0.0,
         log_add: bool = False,
+        blank_skip: float | None = 0.99,
     ) -> None:
         from flashlight.lib.text import decoder as fl
         from flashlight.lib.text.decoder.kenlm import KenLM
@@ -141,6 +146,9 @@ class KenLMBeamDecoder:
 
         if beam < 1:
             raise ConfigError(f"beam must be at least 1; got {beam}")
+        if blank_skip is not None and not 0.0 < blank_skip <= 1.0:
+            raise ConfigError(f"blank_skip must be in (0, 1] or null; got {blank_skip}")
+        self.blank_skip = blank_skip
         self.blank_id = int(blank_id)
         self.tokenizer = tokenizer
         self.lm_path = None if lm is None else str(lm)
@@ -287,15 +295,40 @@ class KenLMBeamDecoder:
                 f"{self.blank_id + 1} (the tokenizer's tokens and the blank)"
             )
         emissions = log_probs.detach().to("cpu", torch.float32)
+        # lexicon spellings of a character model end with the word separator, so the last word
+        # of an utterance completes only on a separator frame: append one that is certain
+        closing = None
+        if self.lexicon is not None and self._sil_id != self.blank_id:
+            closing = torch.full((1, emissions.shape[-1]), _IMPOSSIBLE)
+            closing[0, self._sil_id] = 0.0
         results = []
         for item in range(emissions.shape[0]):
             length = int(lengths[item])
-            frames = emissions[item, :length].contiguous()  # (T_i, V)
             if length == 0:
                 results.append(BeamHypothesis())
                 continue
-            best = self._decoder.decode(frames.data_ptr(), length, frames.shape[1])[0]
-            results.append(self._hypothesis(best))
+            frames = emissions[item, :length]  # (T_i, V)
+            kept = None
+            if self.blank_skip is not None:
+                sure = frames[:, self.blank_id] >= math.log(self.blank_skip)  # (T_i,)
+                repeat = torch.cat([sure.new_zeros(1), sure[:-1]]) & sure
+                if bool(repeat.any()):
+                    kept = (~repeat).nonzero().squeeze(1)  # (T'_i,) input frame of each frame
+                    frames = frames[kept]
+            if closing is not None:
+                frames = torch.cat([frames, closing])  # (T_i + 1, V)
+            frames = frames.contiguous()
+            best = self._decoder.decode(frames.data_ptr(), frames.shape[0], frames.shape[1])[0]
+            hypothesis = self._hypothesis(best)
+            if closing is not None:  # the appended frame carries no token of the utterance
+                real = frames.shape[0] - 1
+                keep = [i for i, f in enumerate(hypothesis.token_frames) if f < real]
+                hypothesis.token_ids = [hypothesis.token_ids[i] for i in keep]
+                hypothesis.token_frames = [hypothesis.token_frames[i] for i in keep]
+            if kept is not None:
+                index = kept.tolist()
+                hypothesis.token_frames = [index[f] for f in hypothesis.token_frames]
+            results.append(hypothesis)
         return results
 
     def _hypothesis(self, result: Any) -> BeamHypothesis:
