@@ -335,14 +335,15 @@ def test_blank_skipping_decodes_fewer_frames_to_the_same_tokens_and_frames(corpu
     results = {}
     for skip in (None, 0.99):
         decoder = KenLMBeamDecoder(blank, tok, lm=corpus["char"], lexicon=None, blank_skip=skip)
-        inner = decoder._decoder
-
         class Counting:
+            def __init__(self, inner):
+                self.inner = inner
+
             def decode(self, pointer, frames, classes):
                 decoded_frames.append(frames)
-                return inner.decode(pointer, frames, classes)
+                return self.inner.decode(pointer, frames, classes)
 
-        decoder._decoder = Counting()
+        decoder._decoder = Counting(decoder._decoder)
         results[skip] = decoder(x, lengths)
     for full, skipped, sentence in zip(results[None], results[0.99], sentences, strict=True):
         assert tok.decode(full.token_ids) == sentence

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,47 @@ def test_sigkill_mid_epoch_then_same_command_resumes(tmp_path: Path) -> None:
     assert record["global_step"] == ref_step
     assert record["run_dir"] == str(run)
     assert record["metrics"]["val_accuracy"] > 0.8
+
+
+def test_training_in_a_log_writes_progress_lines(tmp_path: Path) -> None:
+    """Standard error is a pipe here: lines with step, loss and times, no carriage returns."""
+    result = _convai(
+        "train",
+        "model=core/mlp_classifier",
+        "trainer.max_steps=30",
+        "trainer.enable_model_summary=false",
+        f"exp_manager.exp_dir={tmp_path / 'exp'}",
+        cwd=tmp_path,
+        env={"CONVAI_PROGRESS_EVERY_S": "0"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "\r" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("train: ")]
+    assert re.fullmatch(
+        r"train: step \d+/30 \(\d+%\), loss \d+\.\d{3}, 0:\d\d elapsed, ~0:\d\d left", lines[0]
+    ), lines[:3]
+    steps = [int(m.group(1)) for m in map(re.compile(r"train: step (\d+)/").match, lines) if m]
+    assert len(steps) >= 10 and steps == sorted(steps)
+    assert re.fullmatch(r"train: done at step 30, loss \d+\.\d{3}, 0:\d\d", lines[-1]), lines[-1]
+
+
+def test_progress_line_in_a_terminal_is_rewritten_in_place() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from convai_core.progress import ProgressLines, format_seconds
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    progress = ProgressLines(stream=out)
+    trainer = SimpleNamespace(global_step=0, max_steps=200, callbacks=[], is_global_zero=True)
+    progress.on_train_start(trainer, None)  # type: ignore[arg-type]
+    progress._start -= 60  # a minute has passed, a quarter of the steps are done
+    trainer.global_step = 50
+    progress._last = 0.0
+    progress.on_train_batch_end(trainer, None, {"loss": torch.tensor(1.25)}, None, 0)  # type: ignore[arg-type]
+    assert out.getvalue() == "\rtrain: step 50/200 (25%), loss 1.250, 1:00 elapsed, ~3:00 left"
+    assert (format_seconds(59.6), format_seconds(3725)) == ("1:00", "1:02:05")

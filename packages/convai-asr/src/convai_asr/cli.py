@@ -117,9 +117,14 @@ def synth_main(argv: Sequence[str]) -> int:
         sentences = news_sentences(max_words=args.max_words)
     normalizer = TextNormalizer(CharTokenizer.english().tokens)
 
+    terminal = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        if done % 50 == 0 or done == total:
+        # a terminal line rewritten in place; in a log, a line every 10%
+        if terminal and (done % 20 == 0 or done == total):
             print(f"\rsynthesized {done}/{total}", end="", file=sys.stderr, flush=True)
+        elif not terminal and (done % max(1, total // 10) == 0 or done == total):
+            print(f"synthesized {done}/{total} utterances", file=sys.stderr, flush=True)
 
     summary = build_synthetic_dataset(
         sentences,
@@ -135,7 +140,8 @@ def synth_main(argv: Sequence[str]) -> int:
         seed=args.seed,
         progress=progress,
     )
-    print(file=sys.stderr)
+    if terminal:
+        print(file=sys.stderr)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -201,9 +202,16 @@ def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResul
         trainer_cfg=trainer_cfg,
         has_validation=cfg.model.get("validation_ds") is not None,
     )
+    callbacks = [*exp.callbacks, *extra_callbacks]
+    if trainer_cfg.enable_progress_bar and not sys.stderr.isatty():
+        # a progress bar in a log is one endless line of carriage returns: write lines instead
+        from convai_core.progress import ProgressLines
+
+        trainer_cfg.enable_progress_bar = False
+        callbacks.append(ProgressLines(float(os.environ.get("CONVAI_PROGRESS_EVERY_S", "30"))))
     trainer = build_trainer(
         trainer_cfg,
-        callbacks=[*exp.callbacks, *extra_callbacks],
+        callbacks=callbacks,
         logger=exp.loggers or False,
         default_root_dir=exp.run_dir,
         use_distributed_sampler=not model_cls.SHARDS_ITS_OWN_DATA,
