@@ -133,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"log-probs: {tuple(log_probs.shape)} (B, T', V) from {args.items} x 10 s")
     tokenizer = model.tokenizer
     labels = list(tokenizer.tokens)
-    workdir = Path(tempfile.mkdtemp(prefix="convai-decode-speed-"))
+    if " " not in labels or any(len(t) != 1 for t in labels):
+        raise SystemExit(
+            "decode_speed.py compares character models (the peers' lexicon spells "
+            "words letter by letter); this model has other tokens"
+        )
+    scratch = tempfile.TemporaryDirectory(prefix="convai-decode-speed-")
+    workdir = Path(scratch.name)
     text = args.lm_text
     if text is None:
         from convai_asr.data.manifest import read_manifest
@@ -242,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        staged = args.json.with_name(f".{args.json.name}.tmp")
+        staged.write_text(json.dumps(summary, indent=2) + "\n")
+        staged.replace(args.json)
         print(f"results written to {args.json}")
+    scratch.cleanup()
     return 0
 
 

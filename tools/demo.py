@@ -2,13 +2,19 @@
 
 1. Synthesize a speech dataset from the Lee news corpus with offline voices (espeak-ng and flite),
    split by voice: the test voices never speak in training (`convai asr synth`).
-2. Train the demo CTC model (`model=asr/demo_ctc`) for a fixed wall-clock budget.
-3. Print WER/CER on the unseen-voice test split and on real recordings (pocketsphinx-testdata).
-4. Save the model as demo_output/asr.convai and check that the archive transcribes identically.
+2. Build a word 3-gram LM (`convai lm build`) from text that holds none of the test sentences:
+   the training sentences and the Wikipedia paragraphs of SQuAD v1.1.
+3. Train the demo CTC model (`model=asr/demo_ctc`) for a fixed step and wall-clock budget,
+   printing a progress line (step, loss, elapsed, time left).
+4. Tune the LM weights on the dev split (`convai lm tune`) and print WER/CER with greedy and with
+   LM decoding, side by side, on held-out sentences, unseen voices and real recordings
+   (pocketsphinx-testdata).
+5. Save the model as demo_output/asr.convai and export a verified torch-free bundle.
 
 Settings come from the environment: DEMO_STEPS (default 3400 optimizer steps, about 8.5 minutes
 on 2 cores), DEMO_MAX_MINUTES (default 10: a slower machine stops there), DEMO_DATA (default
-demo_output/data; reused when it exists).
+demo_output/data; reused when it exists), DEMO_AUGMENT (a YAML list of waveform augmentations
+for training; default none).
 """
 
 from __future__ import annotations
@@ -48,58 +54,126 @@ def synthesize() -> None:
     )
 
 
-def evaluate(model, manifest: Path) -> tuple[float, float, list[tuple[str, str]]]:
-    from convai_asr.metrics.wer import char_error_rate, word_error_rate
+def build_language_model(train_manifest: Path) -> Path:
+    """A word 3-gram of the training sentences and Wikipedia text (none of the test sentences)."""
+    from convai_asr.lm.build import build_lm
+    from convai_asr.synth.corpora import wikipedia_sentences
 
-    refs = [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
-    hyps = [r["text"] for r in model.transcribe(manifest, batch_size=16)]
-    return (
-        word_error_rate(refs, hyps),
-        char_error_rate(refs, hyps),
-        list(zip(refs, hyps, strict=True)),
-    )
+    lm = OUT / "lm" / "words3.bin"
+    if lm.is_file() and Path(f"{lm}.json").is_file():
+        print(f"convai demo: reusing the language model {lm}")
+        return lm
+    print("convai demo: building a word 3-gram from the training sentences and Wikipedia text")
+    lm.parent.mkdir(parents=True, exist_ok=True)
+    train = sorted({json.loads(line)["text"] for line in train_manifest.read_text().splitlines()})
+    text = lm.parent / "lm_text.txt"
+    text.write_text("\n".join(train + wikipedia_sentences()) + "\n", encoding="utf-8")
+    build_lm([text], lm, order=3, prune=[0, 0, 1])
+    return lm
+
+
+def evaluate(model, sets: dict[str, Path], lm: Path) -> tuple[list[dict], dict]:
+    """Greedy and LM-decoded WER/CER of every set; the LM weights are tuned on the first set."""
+    from convai_asr.decoding.beam import KenLMBeamDecoder
+    from convai_asr.decoding.greedy import GreedyCTCDecoder
+    from convai_asr.lm.tune import manifest_log_probs, wer_of_decoder
+
+    outputs = {name: manifest_log_probs(model, path, batch_size=16) for name, path in sets.items()}
+    tune_name = next(iter(sets))
+    best = None
+    for alpha in (0.5, 1.0, 1.5, 2.0):
+        for beta in (0.0, 1.0, 2.0):
+            decoder = KenLMBeamDecoder(
+                model.blank_id, model.tokenizer, lm=lm, alpha=alpha, beta=beta
+            )
+            wer = wer_of_decoder(decoder, model.tokenizer, *outputs[tune_name])[0]
+            if best is None or wer < best[0]:
+                best = (wer, alpha, beta)
+    assert best is not None
+    weights = {"alpha": best[1], "beta": best[2], "tuned_on": tune_name}
+    decoders = {
+        "greedy": GreedyCTCDecoder(model.blank_id),
+        "lm": KenLMBeamDecoder(model.blank_id, model.tokenizer, lm=lm, alpha=best[1], beta=best[2]),
+    }
+    rows = []
+    for name, (log_probs, references) in outputs.items():
+        row: dict = {"split": name, "utterances": len(references)}
+        for key, decoder in decoders.items():
+            wer, cer, _ = wer_of_decoder(decoder, model.tokenizer, log_probs, references)
+            row[f"{key}_wer"], row[f"{key}_cer"] = wer, cer
+        row["example"] = (references[0], _texts(model, decoders, log_probs[0]))
+        rows.append(row)
+    return rows, weights
+
+
+def _texts(model, decoders, log_probs) -> dict[str, str]:
+    import torch
+
+    lengths = torch.tensor([log_probs.shape[0]])
+    return {
+        key: model.tokenizer.decode(decoder(log_probs[None], lengths)[0].token_ids)
+        for key, decoder in decoders.items()
+    }
+
+
+def _augmentations() -> str | None:
+    """DEMO_AUGMENT as a Hydra override value (a YAML list), or None."""
+    value = os.environ.get("DEMO_AUGMENT", "").strip()
+    return value or None
 
 
 def main() -> int:
     from convai_asr.data.pocketsphinx import write_pocketsphinx_manifest
     from convai_core.models import ModelBase
+    from convai_core.progress import ProgressLines
     from convai_core.train import compose_config, train
 
+    started = time.perf_counter()
     synthesize()
     summary = json.loads((DATA / "dataset.json").read_text())
+    lm = build_language_model(DATA / "train_manifest.jsonl")
     if (OUT / "experiments").exists():
         shutil.rmtree(OUT / "experiments")
     seconds = int(MAX_MINUTES * 60)
-    cfg = compose_config(
-        [
-            "model=asr/demo_ctc",
-            f"model.train_ds.manifest={DATA / 'train_manifest.jsonl'}",
-            f"model.validation_ds.manifest={DATA / 'dev_manifest.jsonl'}",
-            f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}",
-            f"trainer.max_steps={STEPS}",
-            "trainer.max_epochs=1000",
-            "trainer.accelerator=cpu",
-            "trainer.enable_progress_bar=false",
-            "trainer.log_every_n_steps=50",
-            f"exp_manager.exp_dir={OUT / 'experiments'}",
-            "exp_manager.name=asr_demo",
-        ]
+    overrides = [
+        "model=asr/demo_ctc",
+        f"model.train_ds.manifest={DATA / 'train_manifest.jsonl'}",
+        f"model.validation_ds.manifest={DATA / 'dev_manifest.jsonl'}",
+        f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}",
+        f"trainer.max_steps={STEPS}",
+        "trainer.max_epochs=1000",
+        "trainer.accelerator=cpu",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "trainer.log_every_n_steps=50",
+        f"exp_manager.exp_dir={OUT / 'experiments'}",
+        "exp_manager.name=asr_demo",
+    ]
+    augment = _augmentations()
+    if augment:
+        overrides.append(f"+model.train_ds.augmentations={augment}")
+    cfg = compose_config(overrides)
+    print(
+        f"convai demo: training asr/demo_ctc for {STEPS} steps (at most {MAX_MINUTES:g} min)"
+        + (f" with augmentations {augment}" if augment else "")
     )
     start = time.perf_counter()
-    result = train(cfg)
+    result = train(cfg, extra_callbacks=[ProgressLines(every_s=30.0)])
     train_s = time.perf_counter() - start
     archive = OUT / "asr.convai"
     shutil.copyfile(result.archive, archive)
     model = ModelBase.restore_from(archive)
     ps_manifest = write_pocketsphinx_manifest(OUT / "pocketsphinx_manifest.jsonl")
-    rows = []
-    for name, manifest in (
-        ("dev: held-out sentences, training voices", DATA / "dev_manifest.jsonl"),
-        ("test: held-out sentences, unseen voices", DATA / "test_manifest.jsonl"),
-        ("real speech: pocketsphinx-testdata", ps_manifest),
-    ):
-        wer, cer, pairs = evaluate(model, manifest)
-        rows.append((name, len(pairs), wer, cer, pairs[:2]))
+    print("convai demo: evaluating (the LM weights are tuned on the dev split)")
+    rows, weights = evaluate(
+        model,
+        {
+            "dev: held-out sentences, training voices": DATA / "dev_manifest.jsonl",
+            "test: held-out sentences, unseen voices": DATA / "test_manifest.jsonl",
+            "real speech: pocketsphinx-testdata": ps_manifest,
+        },
+        lm,
+    )
     train_hours = summary["splits"]["train"]["hours"]
     print()
     print(
@@ -107,15 +181,24 @@ def main() -> int:
         f"parameters, trained {train_s / 60:.1f} min on {train_hours:.2f} h of synthetic speech "
         f"({result.global_step} steps)"
     )
-    print(f"  {'split':<44} {'utts':>5} {'WER':>7} {'CER':>7}")
-    for name, n, wer, cer, _ in rows:
-        print(f"  {name:<44} {n:>5} {wer:>7.1%} {cer:>7.1%}")
-    print("  examples (reference -> hypothesis):")
-    for name, _, _, _, pairs in rows:
-        for ref, hyp in pairs:
-            print(
-                f"    [{name.split(':')[0]}] {ref}\n    {'':>{len(name.split(':')[0]) + 2}} -> {hyp}"
-            )
+    print(
+        f"  LM: word 3-gram {lm} (alpha {weights['alpha']:g}, beta {weights['beta']:g}, "
+        "tuned on dev)"
+    )
+    print(
+        f"  {'split':<44} {'utts':>5} {'greedy WER':>11} {'LM WER':>8} {'greedy CER':>11} {'LM CER':>8}"
+    )
+    for row in rows:
+        print(
+            f"  {row['split']:<44} {row['utterances']:>5} {row['greedy_wer']:>11.1%} "
+            f"{row['lm_wer']:>8.1%} {row['greedy_cer']:>11.1%} {row['lm_cer']:>8.1%}"
+        )
+    print("  examples (reference / greedy / with the LM):")
+    for row in rows:
+        reference, texts = row["example"]
+        tag = row["split"].split(":")[0]
+        print(f"    [{tag}] {reference}\n{'':>{len(tag) + 6}}{texts['greedy']}")
+        print(f"{'':>{len(tag) + 6}}{texts['lm']}")
     print(f"  model archive: {archive}")
     # deployment: an ASR bundle for convai-asr-runtime (no torch), verified against the model on the
     # real recordings (its transcripts must be the model's, or nothing is written)
@@ -129,10 +212,20 @@ def main() -> int:
         f"{report.notes[-1]}); try: convai-asr-runtime transcribe --bundle {bundle} "
         f"{recordings[0]}"
     )
-    results = {name: {"utterances": n, "wer": wer, "cer": cer} for name, n, wer, cer, _ in rows}
+    results = {
+        row["split"]: {k: v for k, v in row.items() if k not in ("split", "example")}
+        for row in rows
+    }
     (OUT / "demo_results.json").write_text(
         json.dumps(
-            {"train_minutes": train_s / 60, "steps": result.global_step, "results": results},
+            {
+                "train_minutes": train_s / 60,
+                "total_minutes": (time.perf_counter() - started) / 60,
+                "steps": result.global_step,
+                "augmentations": augment,
+                "lm": {"path": str(lm), **weights},
+                "results": results,
+            },
             indent=2,
         )
     )

@@ -28,11 +28,12 @@ def format_seconds(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def _max_time_s(trainer: pl.Trainer) -> float | None:
-    for callback in getattr(trainer, "callbacks", []):  # Lightning's Timer holds max_time
-        duration = getattr(callback, "_duration", None)
-        if isinstance(duration, int | float) and type(callback).__name__ == "Timer":
-            return float(duration)
+def _time_left_s(trainer: pl.Trainer) -> float | None:
+    """Seconds left of ``max_time`` (Lightning's Timer counts a resumed run's earlier time)."""
+    for callback in getattr(trainer, "callbacks", []):
+        if type(callback).__name__ == "Timer" and hasattr(callback, "time_remaining"):
+            left = callback.time_remaining("train")
+            return None if left is None else float(left)
     return None
 
 
@@ -54,6 +55,7 @@ class ProgressLines(pl.Callback):
         self._start = 0.0
         self._last = 0.0
         self._width = 0
+        self._first_step = 0
 
     @property
     def _out(self) -> IO[str]:
@@ -66,6 +68,7 @@ class ProgressLines(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.monotonic()
         self._last = self._start
+        self._first_step = trainer.global_step  # more than 0 when the run resumed
 
     def status(self, trainer: pl.Trainer, loss: float | None) -> str:
         """The progress line for the trainer's current state."""
@@ -78,11 +81,12 @@ class ProgressLines(pl.Callback):
         if loss is not None:
             parts.append(f"loss {loss:.3f}")
         left = []
-        if max_steps and step > 0:
-            left.append(elapsed / step * (max_steps - step))
-        max_time = _max_time_s(trainer)
-        if max_time is not None:
-            left.append(max_time - elapsed)
+        done = step - self._first_step  # steps of this process (a resumed run started later)
+        if max_steps and done > 0:
+            left.append(elapsed / done * (max_steps - step))
+        remaining = _time_left_s(trainer)
+        if remaining is not None:
+            left.append(remaining)
         timing = f"{format_seconds(elapsed)} elapsed"
         if left:
             timing += f", ~{format_seconds(min(left))} left"

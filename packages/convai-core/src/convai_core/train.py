@@ -124,7 +124,11 @@ def _restart_renamed_components(
             log.info(
                 "%s.name: %s replaces %s; its settings %s were dropped (set %s.<key> for the "
                 "new component's own)",
-                path, new.get("name"), old.get("name"), ", ".join(dropped), path,
+                path,
+                new.get("name"),
+                old.get("name"),
+                ", ".join(dropped),
+                path,
             )
 
 
@@ -208,7 +212,14 @@ def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResul
         from convai_core.progress import ProgressLines
 
         trainer_cfg.enable_progress_bar = False
-        callbacks.append(ProgressLines(float(os.environ.get("CONVAI_PROGRESS_EVERY_S", "30"))))
+        every = os.environ.get("CONVAI_PROGRESS_EVERY_S", "30")
+        try:
+            every_s = float(every)
+        except ValueError:
+            raise ConfigError(
+                f"CONVAI_PROGRESS_EVERY_S={every!r} is not a number of seconds"
+            ) from None
+        callbacks.append(ProgressLines(every_s))
     trainer = build_trainer(
         trainer_cfg,
         callbacks=callbacks,

@@ -21,6 +21,7 @@ Another LM plugs in through the decoder registry: register a class that implemen
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -30,11 +31,13 @@ from typing import Any
 
 import torch
 
-from convai_asr.lm.build import WORD_SEPARATOR, read_lm_info
-from convai_core.errors import ConfigError
+from convai_asr.lm.build import WORD_SEPARATOR, read_lm_info, tokens_digest
+from convai_core.errors import ConfigError, ConvaiError
 from convai_core.interfaces import Tokenizer
 
 __all__ = ["BeamHypothesis", "KenLMBeamDecoder", "load_lexicon"]
+
+log = logging.getLogger(__name__)
 
 _BLANK = "<convai_blank>"
 _UNK = "<unk>"
@@ -105,7 +108,7 @@ class KenLMBeamDecoder:
         lexicon: ``auto`` (a word LM's vocabulary spelled by the tokenizer), a lexicon file, or
             None for lexicon-free decoding (needs a token LM, or no LM).
         alpha: LM weight.
-        beta: score added per word (per token for lexicon-free decoding with a token LM).
+        beta: score added per word (see :meth:`set_weights`).
         beam: hypotheses kept per frame.
         beam_size_token: the best tokens of each frame tried (None: all of them).
         beam_threshold: drop hypotheses whose score is this far below the best.
@@ -141,7 +144,6 @@ class KenLMBeamDecoder:
         blank_skip: float | None = 0.99,
     ) -> None:
         from flashlight.lib.text import decoder as fl
-        from flashlight.lib.text.decoder.kenlm import KenLM
         from flashlight.lib.text.dictionary import Dictionary
 
         if beam < 1:
@@ -169,12 +171,47 @@ class KenLMBeamDecoder:
                 f"language model {self.lm_path} does not exist; build one with convai lm build "
                 "--text corpus.txt --output lm.bin"
             )
+        if isinstance(lexicon, str) and lexicon.lower() in ("none", "null", ""):
+            lexicon = None
         info = read_lm_info(self.lm_path) if self.lm_path else None
         units = info.units if info else "word"
-        if lexicon == "auto" and units != "word":
-            lexicon = None  # a token LM is used lexicon-free
+        if lexicon == "auto" and (self.lm_path is None or units != "word"):
+            lexicon = None  # a token LM (or none) is used lexicon-free
+        if lexicon is not None and str(lexicon) != "auto" and not Path(lexicon).is_file():
+            raise ConfigError(
+                f"decoding.lexicon: {lexicon} does not exist; give a file of 'word<TAB>token "
+                "token ...' lines, auto (the LM's words spelled by the model) or none"
+            )
+        if lexicon is not None and self.lm_path is None:
+            raise ConfigError("a lexicon file needs a word LM (lm: path/to/lm.bin)")
+        if lexicon is not None and units != "word":
+            raise ConfigError(
+                f"{self.lm_path} is a {units} LM: decode it lexicon-free (lexicon: none); a "
+                "lexicon needs a word LM"
+            )
+        if (
+            units == "tokens"
+            and info is not None
+            and info.tokens_sha256 is not None
+            and info.tokens_sha256 != tokens_digest(tokenizer)
+        ):
+            raise ConfigError(
+                f"{self.lm_path} was built on another tokenizer's pieces than this model's; "
+                "build it again with convai lm build --units tokens --model <this model>"
+            )
         self.lexicon = lexicon
+        self.units = units
+        self._fl = fl
         size_token = n_tokens if beam_size_token is None else min(int(beam_size_token), n_tokens)
+        self._options: dict[str, Any] = {
+            "beam_size": self.beam,
+            "beam_size_token": size_token,
+            "beam_threshold": float(beam_threshold),
+            "sil_score": float(sil_score),
+            "log_add": bool(log_add),
+            "unk_score": float(unk_score),
+        }
+        self._trie: Any = None
         if lexicon is None:
             if self.lm_path is not None and units == "word":
                 raise ConfigError(
@@ -187,54 +224,77 @@ class KenLMBeamDecoder:
                     f"{self.lm_path} is a character LM but the model's tokens have no space; "
                     "build a token LM with --units tokens --model M.convai"
                 )
-            if self.lm_path is None:
-                self._lm: Any = fl.ZeroLM()
-            else:
-                self._lm = KenLM(self.lm_path, self._tokens)
-            options = fl.LexiconFreeDecoderOptions(
-                beam_size=self.beam,
-                beam_size_token=size_token,
-                beam_threshold=float(beam_threshold),
-                lm_weight=self.alpha,
-                # beta rewards each word separator (a subword model has none: beta unused)
-                sil_score=float(sil_score) + (self.beta if self._sil_id != self.blank_id else 0),
-                log_add=bool(log_add),
-                criterion_type=fl.CriterionType.CTC,
-            )
-            self._decoder: Any = fl.LexiconFreeDecoder(
-                options, self._lm, self._sil_id, self.blank_id, []
-            )
+            self._lm: Any = fl.ZeroLM() if self.lm_path is None else self._kenlm(self._tokens)
         else:
-            if self.lm_path is None:
-                raise ConfigError("lexicon decoding needs a word LM (lm: path/to/lm.bin)")
             spellings = self._spellings(lexicon, names)
-            words = list(spellings)
-            self._words = Dictionary([*words, _UNK])
+            self._words = Dictionary([*spellings, _UNK])
             self._words.set_default_index(self._words.get_index(_UNK))
-            self._lm = KenLM(self.lm_path, self._words)
-            trie = fl.Trie(n_tokens, self._sil_id)
+            self._lm = self._kenlm(self._words)
+            self._trie = fl.Trie(n_tokens, self._sil_id)
             start = self._lm.start(False)
             for word, word_spellings in spellings.items():
                 index = self._words.get_index(word)
                 _, unigram = self._lm.score(start, index)
                 for spelling in word_spellings:
-                    trie.insert(spelling, index, unigram)
-            trie.smear(fl.SmearingMode.MAX)
-            options = fl.LexiconDecoderOptions(
-                beam_size=self.beam,
-                beam_size_token=size_token,
-                beam_threshold=float(beam_threshold),
+                    self._trie.insert(spelling, index, unigram)
+            self._trie.smear(fl.SmearingMode.MAX)
+        self.set_weights(self.alpha, self.beta)
+
+    def _kenlm(self, dictionary: Any) -> Any:
+        from flashlight.lib.text.decoder.kenlm import KenLM
+
+        try:
+            return KenLM(self.lm_path, dictionary)
+        except RuntimeError as err:
+            raise ConfigError(
+                f"flashlight could not load the language model {self.lm_path} ({err}); it reads "
+                "KenLM ARPA and binary files of order 6 at most (convai lm build --order 2..6)"
+            ) from err
+
+    @property
+    def beta_applies(self) -> bool:
+        """Whether ``beta`` changes anything (see :meth:`set_weights`)."""
+        return self._trie is not None or self._sil_id != self.blank_id
+
+    def set_weights(self, alpha: float, beta: float) -> None:
+        """Change the LM weight and the word bonus (the LM and the lexicon stay loaded).
+
+        ``beta`` is added per lexicon word (lexicon decoding) or per word separator token
+        (lexicon-free decoding of a character model); a subword model decoded lexicon-free has
+        no separator token, and there ``beta`` has no effect.
+        """
+        fl = self._fl
+        self.alpha, self.beta = float(alpha), float(beta)
+        o = self._options
+        if self._trie is None:
+            free = fl.LexiconFreeDecoderOptions(
+                beam_size=o["beam_size"],
+                beam_size_token=o["beam_size_token"],
+                beam_threshold=o["beam_threshold"],
                 lm_weight=self.alpha,
-                word_score=self.beta,
-                unk_score=float(unk_score),
-                sil_score=float(sil_score),
-                log_add=bool(log_add),
+                sil_score=o["sil_score"] + (self.beta if self.beta_applies else 0.0),
+                log_add=o["log_add"],
                 criterion_type=fl.CriterionType.CTC,
             )
-            self._decoder = fl.LexiconDecoder(
-                options, trie, self._lm, self._sil_id, self.blank_id,
-                self._words.get_index(_UNK), [], False,
-            )  # fmt: skip
+            self._decoder: Any = fl.LexiconFreeDecoder(
+                free, self._lm, self._sil_id, self.blank_id, []
+            )
+            return
+        options = fl.LexiconDecoderOptions(
+            beam_size=o["beam_size"],
+            beam_size_token=o["beam_size_token"],
+            beam_threshold=o["beam_threshold"],
+            lm_weight=self.alpha,
+            word_score=self.beta,
+            unk_score=o["unk_score"],
+            sil_score=o["sil_score"],
+            log_add=o["log_add"],
+            criterion_type=fl.CriterionType.CTC,
+        )
+        self._decoder = fl.LexiconDecoder(
+            options, self._trie, self._lm, self._sil_id, self.blank_id,
+            self._words.get_index(_UNK), [], False,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
@@ -254,21 +314,28 @@ class KenLMBeamDecoder:
             if not vocab.is_file():
                 raise ConfigError(
                     f"lexicon: auto reads the LM's word list {vocab}, which is missing (an LM "
-                    "not built by convai lm build); pass a lexicon file or a vocabulary"
+                    "not built by convai lm build); pass a lexicon file (word<TAB>token ...)"
                 )
-            skipped = 0
-            for word in _read_vocabulary(vocab):
+            skipped: list[str] = []
+            vocabulary = _read_vocabulary(vocab)
+            for word in vocabulary:
                 try:
                     ids = self.tokenizer.encode(word)
-                except (KeyError, ValueError):
-                    skipped += 1
+                except (ConvaiError, KeyError, ValueError):
+                    skipped.append(word)
                     continue
                 if not ids or self.tokenizer.decode(ids) != word:
-                    skipped += 1
+                    skipped.append(word)
                     continue
                 if self._sil_id != self.blank_id:
                     ids = [*ids, self._sil_id]
                 result[word] = [ids]
+            if skipped:
+                log.warning(
+                    "lexicon: %d of the %d words of %s cannot be spelled with the model's tokens "
+                    "and are left out (e.g. %s)",
+                    len(skipped), len(vocabulary), vocab, ", ".join(skipped[:5]),
+                )  # fmt: skip
         else:
             for word, spellings in load_lexicon(lexicon).items():
                 for spelling in spellings:
@@ -345,15 +412,13 @@ class KenLMBeamDecoder:
                     frames.append(frame)
             previous = token
         if self.lexicon is not None:
-            # the search may end inside a word (a prefix of a lexicon word): drop that stump
-            complete = sum(1 for w in result.words if w >= 0)
-            if len(self.tokenizer.decode(ids).split()) > complete:
-                if separator is not None:
-                    cut = max((i for i, t in enumerate(ids) if t == separator), default=0)
-                else:
-                    starts = self.tokenizer.word_boundaries(ids)
-                    cut = max((i for i, flag in enumerate(starts) if flag), default=0)
-                del ids[cut:], frames[cut:]
+            # the search may end inside a word (a prefix of a lexicon word): keep the tokens up
+            # to the frame where the last lexicon word ended
+            word_ends = list(result.words)[1:-1]
+            ends = [f for f, w in enumerate(word_ends) if w >= 0]
+            last = ends[-1] if ends else -1
+            keep = sum(1 for f in frames if f <= last)
+            del ids[keep:], frames[keep:]
         # a character model's word separators at the edges carry no text
         while ids and ids[0] == self._sil_id and self._sil_id != self.blank_id:
             ids.pop(0)

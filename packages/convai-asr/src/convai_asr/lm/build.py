@@ -18,6 +18,7 @@ refuse a mismatched LM with a clear message).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -30,15 +31,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from convai_asr.lm.kenlm_tools import MAX_ORDER, kenlm_tools
+from convai_asr.lm.kenlm_tools import kenlm_tools
 from convai_asr.text.normalize import TextNormalizer
 from convai_core.errors import ConfigError, ConvaiError
 from convai_core.interfaces import Tokenizer
 
-__all__ = ["WORD_SEPARATOR", "LMInfo", "build_lm", "lm_corpus_lines", "read_lm_info"]
+__all__ = [
+    "MAX_DECODER_ORDER",
+    "WORD_SEPARATOR",
+    "LMInfo",
+    "build_lm",
+    "lm_corpus_lines",
+    "read_lm_info",
+    "tokens_digest",
+]
 
 #: The word separator of character LMs (a space cannot be a KenLM word).
 WORD_SEPARATOR = "|"
+#: The highest n-gram order the decoder's KenLM (inside flashlight-text) loads.
+MAX_DECODER_ORDER = 6
 Units = Literal["word", "char", "tokens"]
 
 
@@ -56,6 +67,7 @@ class LMInfo:
     numbers_to_words: bool = True
     characters: list[str] | None = None
     tokenizer: dict[str, Any] | None = None
+    tokens_sha256: str | None = None
     seconds: float = 0.0
 
     def save(self, path: Path) -> None:
@@ -75,6 +87,11 @@ def read_lm_info(lm_path: str | os.PathLike[str]) -> LMInfo | None:
             f"{sidecar} is not a convai LM description ({err}); delete it to use {lm_path} as "
             "a word LM, or build the LM again with convai lm build"
         ) from err
+
+
+def tokens_digest(tokenizer: Tokenizer) -> str:
+    """A fingerprint of a tokenizer's pieces, in id order (token LMs must match their model)."""
+    return hashlib.sha256("\n".join(tokenizer.tokens).encode("utf-8")).hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -124,7 +141,7 @@ def build_lm(
     Args:
         texts: UTF-8 text files, one sentence (or paragraph) per line.
         output: ``*.arpa`` for an ARPA file, anything else for a KenLM binary (probing).
-        order: the n of the n-grams (2..9).
+        order: the n of the n-grams (2..6: the decoder's KenLM reads up to 6).
         units: ``word``, ``char`` or ``tokens`` (see the module docstring).
         prune: lmplz's ``--prune``: for each order, drop n-grams seen at most that many times
             (``[0, 0, 1]`` prunes trigram singletons); empty keeps everything.
@@ -145,10 +162,18 @@ def build_lm(
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     if units not in ("word", "char", "tokens"):
         raise ConfigError(f"units must be word, char or tokens; got {units!r}")
-    if not 2 <= order <= MAX_ORDER:
-        raise ConfigError(f"order must be between 2 and {MAX_ORDER}; got {order}")
+    if not 2 <= order <= MAX_DECODER_ORDER:
+        raise ConfigError(
+            f"order must be between 2 and {MAX_DECODER_ORDER} (the most flashlight's KenLM loads "
+            f"for decoding); got {order}"
+        )
     if units == "tokens" and tokenizer is None:
         raise ConfigError("units='tokens' needs the acoustic model's tokenizer (--model M.convai)")
+    if units == "tokens" and tokenizer is not None and " " in tokenizer.tokens:
+        raise ConfigError(
+            "this model's tokens are characters with a space: build a character LM (--units "
+            "char), whose word separator the decoder understands"
+        )
     if prune and (len(prune) > order or any(p < 0 for p in prune) or list(prune) != sorted(prune)):
         raise ConfigError(
             f"prune takes at most {order} non-negative, non-decreasing counts (one per order); "
@@ -219,12 +244,15 @@ def build_lm(
             numbers_to_words=normalizer.numbers_to_words,
             characters=None if normalizer.vocabulary is None else sorted(normalizer.vocabulary),
             tokenizer=tokenizer.to_config() if units == "tokens" and tokenizer else None,
+            tokens_sha256=tokens_digest(tokenizer) if units == "tokens" and tokenizer else None,
             seconds=round(time.perf_counter() - started, 2),
         )
         vocab = "".join(f"{w}\t{n}\n" for w, n in sorted(counts.items(), key=lambda x: -x[1]))
+        # the description goes last: the decoder trusts it, so it must not describe an old LM
+        Path(f"{output}.json").unlink(missing_ok=True)
         _write_atomic(Path(f"{output}.vocab.txt"), vocab.encode("utf-8"))
-        info.save(Path(f"{output}.json"))
         staged.replace(output)
+        info.save(Path(f"{output}.json"))
     say(f"lm: wrote {output} ({output.stat().st_size / 1e6:.2f} MB) in {info.seconds:.1f} s")
     return info
 

