@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -43,6 +43,11 @@ def transcribe_main(argv: Sequence[str]) -> int:
     beam.add_argument("--alpha", type=float, help="LM weight (convai lm tune finds it)")
     beam.add_argument("--beta", type=float, help="word insertion bonus")
     beam.add_argument("--beam", type=int, help="beam size (default 32)")
+    parser.add_argument(
+        "--postprocess",
+        help="a .convai text model run on each transcript, e.g. punctuation and capitalization "
+        "(nlp/punctuation_capitalization); the recognizer's own text is kept as raw_text",
+    )
     args = parser.parse_args(argv)
     if not args.files and not args.manifest:
         parser.error("give audio FILES or --manifest")
@@ -58,6 +63,11 @@ def transcribe_main(argv: Sequence[str]) -> int:
         model = ModelBase.from_pretrained(args.model, map_location=args.device)
     if not hasattr(model, "transcribe"):
         parser.error(f"{args.model} holds a {type(model).__name__}, which cannot transcribe")
+    processor = None
+    if args.postprocess:
+        from convai_core.postprocess import load_text_processor
+
+        processor = load_text_processor(args.postprocess, map_location=args.device)
     if decoder is not None:
         node: dict[str, object] = {"name": decoder}
         if decoder == "asr/beam_kenlm":
@@ -73,6 +83,10 @@ def transcribe_main(argv: Sequence[str]) -> int:
         batch_size=args.batch_size,  # type: ignore[operator]
         chunk_seconds=args.chunk_seconds,
     )
+    if processor is not None:
+        rewritten = processor.process_texts([r["text"] for r in results])
+        for result, text in zip(results, rewritten, strict=True):
+            result["raw_text"], result["text"] = result["text"], text
     if args.output:
         write_jsonl(results, Path(args.output))
     else:
@@ -218,21 +232,8 @@ TOOLS = {
 }
 
 
-def run_tool(
-    prog: str, tools: Mapping[str, tuple[Callable[[Sequence[str]], int], str]], argv: Sequence[str]
-) -> int:
-    """Run ``prog <tool> args``: the tool named by ``argv[0]`` with the rest (``--help`` lists)."""
-    if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: {prog} <tool> [args]\n\ntools:")
-        for name, (_, help_text) in tools.items():
-            print(f"  {name:<10} {help_text}")
-        return 0
-    if argv[0] not in tools:
-        print(f"{prog}: unknown tool {argv[0]!r}; tools: {', '.join(tools)}", file=sys.stderr)
-        return 2
-    return tools[argv[0]][0](argv[1:])
-
-
 def asr_main(argv: Sequence[str]) -> int:
     """``convai asr <tool> ...``: the ASR data tools."""
+    from convai_core.cli import run_tool
+
     return run_tool("convai asr", TOOLS, argv)

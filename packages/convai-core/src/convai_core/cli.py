@@ -11,11 +11,30 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from convai_core import __version__
 from convai_core.errors import ConvaiError
+
+
+def run_tool(
+    prog: str, tools: Mapping[str, tuple[Callable[[Sequence[str]], int], str]], argv: Sequence[str]
+) -> int:
+    """Run ``prog <tool> args``: the tool named by ``argv[0]`` with the rest (``--help`` lists).
+
+    For commands made of several tools (``convai lm build``, ``convai nlp data``...): ``tools``
+    maps each tool name to ``(main(argv) -> exit code, one-line help)``.
+    """
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: {prog} <tool> [args]\n\ntools:")
+        for name, (_, help_text) in tools.items():
+            print(f"  {name:<22} {help_text}")
+        return 0
+    if argv[0] not in tools:
+        print(f"{prog}: unknown tool {argv[0]!r}; tools: {', '.join(tools)}", file=sys.stderr)
+        return 2
+    return tools[argv[0]][0](argv[1:])
 
 
 def _usage() -> str:
@@ -125,8 +144,20 @@ def models_main(argv: Sequence[str]) -> int:
                 row["error"] = str(exc).splitlines()[0]
     models = [entry.as_dict() for entry in regs.models]
     pretrained = [entry.as_dict() for entry in regs.pretrained]
+    # model parts that come with pretrained weights (modules registered with pretrained_weights)
+    encoders = [e.as_dict() for e in regs.modules if e.metadata.get("pretrained_weights")]
     if args.json:
-        print(json.dumps({"configs": configs, "models": models, "pretrained": pretrained}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "configs": configs,
+                    "models": models,
+                    "pretrained": pretrained,
+                    "pretrained_encoders": encoders,
+                },
+                indent=2,
+            )
+        )
         return 0
     print("trainable configurations (convai train model=<config>):")
     for c in configs:
@@ -140,6 +171,13 @@ def models_main(argv: Sequence[str]) -> int:
     for m in models:
         print(f"  {m['key']:<28} {m['description']}  [{m['distribution']} {m['version']}]")
     if not models:
+        print("  (none)")
+    print(
+        "pretrained encoders (model.<part>.name=<key>; weights from a local folder or the cache):"
+    )
+    for e in encoders:
+        print(f"  {e['key']:<28} {e['description']}  weights={e['pretrained_weights']}")
+    if not encoders:
         print("  (none)")
     print("pretrained:")
     for p in pretrained:
@@ -169,7 +207,9 @@ def list_main(argv: Sequence[str]) -> int:
         return 0
     for e in entries:
         print(f"{e['key']:<28} {e['description']}")
-        print(f"{'':<28} {e['target']}  [{e['distribution']} {e['version']}, plugin {e['plugin']!r}]")
+        print(
+            f"{'':<28} {e['target']}  [{e['distribution']} {e['version']}, plugin {e['plugin']!r}]"
+        )
     if not entries:
         print(f"(no {args.kind} registered)")
     return 0

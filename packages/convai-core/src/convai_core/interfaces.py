@@ -17,6 +17,9 @@ them (which checks the names only, not the signatures).
 | pretrained | :class:`PretrainedEntry` (data, not code) | ``ModelBase.from_pretrained`` |
 | commands | :class:`Command` | ``convai <command>`` |
 
+Capabilities of models (not registry kinds): :class:`TextProcessor` (text in, text out), used
+by :mod:`convai_core.postprocess` to chain models of different packages.
+
 Importing this module does not import torch: tensors are named ``Any`` here.
 """
 
@@ -38,6 +41,7 @@ __all__ = [
     "Model",
     "NeuralModule",
     "PretrainedEntry",
+    "TextProcessor",
     "Tokenizer",
 ]
 
@@ -210,6 +214,18 @@ class Command(Protocol):
     """A ``convai <name>`` subcommand (``commands``): parses its own ``argv``, returns an exit code."""
 
     def __call__(self, argv: list[str]) -> int: ...
+
+
+@runtime_checkable
+class TextProcessor(Protocol):
+    """A model that rewrites text (punctuation and capitalization, normalization...).
+
+    Chained after a recognizer by :func:`convai_core.postprocess.load_text_processor`.
+    """
+
+    def process_texts(self, texts: Sequence[str]) -> list[str]:
+        """One output text per input text, in order."""
+        ...
 
 
 #: The protocol of each registry kind (every kind of :data:`convai_core.registry.KINDS`).

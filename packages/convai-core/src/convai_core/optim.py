@@ -7,6 +7,7 @@ Config shape (all keys optional except ``name`` and ``lr``)::
       lr: 1e-3
       weight_decay: 0.0
       betas: [0.9, 0.98]
+      fused: false           # adam/adamw: PyTorch's fused kernel (much faster steps on CPU too)
       sched:
         name: cosine         # cosine | noam | warmup_constant | linear | none
         warmup_steps: 100    # or warmup_ratio: 0.05 (of the total steps)
@@ -52,6 +53,7 @@ class OptimConfig:
     betas: list[float] | None = None
     momentum: float = 0.0
     eps: float = 1e-8
+    fused: bool = False
     sched: SchedConfig = field(default_factory=SchedConfig)
 
 
@@ -81,8 +83,15 @@ def build_optimizer(
     params = [p for p in params if p.requires_grad]
     if cfg.name in ("adamw", "adam"):
         cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
-        betas = tuple(cfg.betas) if cfg.betas else (0.9, 0.999)
-        return cls(params, lr=cfg.lr, betas=betas, eps=cfg.eps, weight_decay=cfg.weight_decay)  # type: ignore[arg-type]
+        betas = (float(cfg.betas[0]), float(cfg.betas[1])) if cfg.betas else (0.9, 0.999)
+        return cls(
+            params,
+            lr=cfg.lr,
+            betas=betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            fused=True if cfg.fused else None,
+        )
     if cfg.name == "sgd":
         return torch.optim.SGD(
             params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay

@@ -161,6 +161,6 @@ TOOLS = {
 
 def lm_main(argv: Sequence[str]) -> int:
     """``convai lm <tool> ...``."""
-    from convai_asr.cli import run_tool
+    from convai_core.cli import run_tool
 
     return run_tool("convai lm", TOOLS, argv)

