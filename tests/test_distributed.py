@@ -167,3 +167,40 @@ def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
     # validation WER is pooled over the ranks (summed edit counts), so both report one figure
     assert records[0]["metrics"]["val_wer"] == records[1]["metrics"]["val_wer"]
     assert records[0]["metrics"]["val_wer"] > 0.0 and records[0]["metrics"]["val_loss"] > 0
+
+
+def test_ddp_nlp_token_classification(tmp_path: Path) -> None:
+    """A BERT-family task model (MiniLM NER on 64 real CoNLL-2003 sentences) trains under
+    2-process DDP: its length-bucketing sampler deals each rank its own batches, the ranks end
+    with identical weights, and validation F1 is pooled over both ranks."""
+    from convai_nlp.data.sources import prepare
+    from convai_nlp.testing import subset
+
+    files = prepare("conll2003")
+    data = {
+        key: subset(files[key], tmp_path / f"{key}.txt", 64 if key.startswith("train") else 40)
+        for key in ("train_text", "train_labels", "dev_text", "dev_labels")
+    }
+    records = _train_two_ranks(
+        tmp_path,
+        [
+            "model=nlp/token_classification",
+            f"model.train_ds.text_file={data['train_text']}",
+            f"model.train_ds.labels_file={data['train_labels']}",
+            "model.train_ds.batch_size=8",
+            f"model.validation_ds.text_file={data['dev_text']}",
+            f"model.validation_ds.labels_file={data['dev_labels']}",
+            "model.validation_ds.batch_size=8",
+            "trainer.accelerator=cpu",
+            "trainer.strategy=ddp",
+            "trainer.max_steps=4",
+            "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false",
+        ],
+    )
+    assert records[0]["digest"] == records[1]["digest"]
+    # 64 sentences in batches of 8 dealt to 2 ranks: 4 batches each
+    assert [r["train_batches"] for r in records] == [4, 4]
+    assert records[0]["global_step"] == records[1]["global_step"] == 4
+    assert records[0]["metrics"]["val_f1"] == records[1]["metrics"]["val_f1"]
+    assert records[0]["metrics"]["val_loss"] > 0

@@ -131,6 +131,19 @@ def test_core_wheel_ships_its_configs_and_caps_torch(wheels: dict[str, Path]) ->
     assert torch_req and "<2.15" in torch_req[0]
 
 
+def test_nlp_wheel_ships_its_task_configs(wheels: dict[str, Path]) -> None:
+    with zipfile.ZipFile(wheels["convai-nlp"]) as zf:
+        names = set(zf.namelist())
+    for task in (
+        "text_classification",
+        "token_classification",
+        "punctuation_capitalization",
+        "intent_slot",
+    ):
+        assert f"convai_nlp/conf/model/nlp/{task}.yaml" in names, task
+    assert "convai_nlp/py.typed" in names
+
+
 def test_core_and_nlp_pull_no_audio_dependency(wheels: dict[str, Path]) -> None:
     for name in ("convai-core", "convai-nlp"):
         names = {

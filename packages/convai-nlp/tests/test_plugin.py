@@ -1,14 +1,57 @@
-"""convai-nlp loads through the `convai` entry-point group (and, while empty, registers nothing)."""
+"""convai-nlp registers its tasks, parts and commands through the `convai` entry-point group."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from convai_core.plugins import load_plugins
 
 
-def test_plugin_loads_and_registers_nothing_yet() -> None:
+def test_plugin_registers_tasks_backbones_tokenizers_and_datasets() -> None:
     loaded = load_plugins(reload=True)
     info = next(i for i in loaded.plugins if i.distribution == "convai-nlp")
     assert info.status == "loaded" and info.module == "convai_nlp.plugin"
-    assert info.hooks == []  # empty package: update this test when it registers something
-    for _kind, registry in loaded.registries.items():
-        assert not [e for e in registry if e.provenance.distribution == "convai-nlp"]
+    regs = loaded.registries
+    for task in (
+        "text_classification",
+        "token_classification",
+        "punctuation_capitalization",
+        "intent_slot",
+    ):
+        assert f"nlp/{task}" in regs["models"], task
+        assert f"nlp/{task}" in regs["datasets"], task
+        assert regs["models"].get(f"nlp/{task}").metadata["config"] == f"nlp/{task}"
+    for backbone in ("minilm-l6-h384", "bert-base-uncased", "roberta-base", "megatron-bert-345m"):
+        assert f"nlp/{backbone}" in regs["modules"]
+    for key in ("nlp/hf_tokenizer", "nlp/sentencepiece", "nlp/char", "nlp/word"):
+        assert key in regs["tokenizers"]
+    assert "nlp" in regs["commands"]
+
+
+def test_listing_backbones_imports_no_torch() -> None:
+    code = (
+        "import sys\n"
+        "from convai_core.cli import main\n"
+        "main(['models'])\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "nlp/minilm-l6-h384" in result.stdout and "nlp/token_classification" in result.stdout
+
+
+def test_a_backbone_without_weights_says_what_to_download(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from convai_core.errors import ConfigError
+    from convai_nlp.backbones import backbone_folder
+
+    monkeypatch.setenv("CONVAI_CACHE", str(tmp_path))
+    with pytest.raises(ConfigError) as info:
+        backbone_folder("bert-base-uncased")
+    message = str(info.value)
+    assert "bert-base-uncased" in message and str(tmp_path / "lm" / "bert-base-uncased") in message
+    assert "model.safetensors" in message and "model.backbone.path" in message

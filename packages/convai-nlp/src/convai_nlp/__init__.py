@@ -1,4 +1,5 @@
-"""convai-nlp (empty so far: this package registers nothing yet; see its README)."""
+"""convai-nlp: pretrained BERT-family encoders fine-tuned for text classification, NER,
+punctuation and capitalization, and intent and slot filling (see its README)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,244 @@
+"""Fine-tune MiniLM-L6 on real NLP data with `convai train` and score it on the test sets.
+
+Each task fetches its corpus (`convai nlp data`), trains with the same `convai train` command a
+user runs (2 CPU threads, at most --minutes of training), restores the archive and scores the
+held-out test set. Prints a table and writes JSON with one object per task key:
+
+  conll2003    test_f1 (entity level, seqeval), per-type F1          CoNLL-2003 English
+  sentiment    accuracy, macro_f1 on the held-out 10%                 Pang & Lee sentences
+  atis         intent_accuracy, slot_f1 (entity level) on the test set  ATIS (NeMo format)
+  punctuation  period_f1, comma_f1, question_f1, capitalization_f1     SQuAD v1.1 Wikipedia:
+               on the held-out articles (SQuAD's dev set), trained on --punct-lines lines
+
+    python benchmarks/nlp_quality.py [--tasks conll2003,sentiment] [--json OUT] [--minutes 14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_JSON = ROOT / "benchmarks" / "results" / "nlp_quality.json"
+
+
+def _train(
+    model: str, overrides: list[str], minutes: float, run_dir: Path, monitor: str
+) -> tuple[Path, float]:
+    """Run `convai train` keeping the checkpoint of the best ``monitor`` (a validation score,
+    higher is better); returns the archive and the wall-clock minutes of the run."""
+    limit = int(minutes * 60)
+    command = [
+        sys.executable,
+        "-m",
+        "convai_core.cli",
+        "train",
+        f"model={model}",
+        *overrides,
+        f"trainer.max_time=00:00:{limit // 60:02d}:{limit % 60:02d}",
+        "trainer.num_sanity_val_steps=0",
+        "exp_manager.checkpoint.save_top_k=1",
+        f"exp_manager.checkpoint.monitor={monitor}",
+        "exp_manager.checkpoint.mode=max",
+        f"exp_manager.exp_dir={run_dir}",
+        "exp_manager.name=run",
+    ]
+    print("$ convai train " + " ".join(command[4:]), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, cwd=run_dir)
+    minutes_used = (time.perf_counter() - start) / 60
+    archives = sorted(run_dir.glob("run/version_*/*.convai"))
+    if not archives:
+        raise SystemExit(f"no archive written under {run_dir}")
+    return archives[-1], minutes_used
+
+
+def conll2003(minutes: float, run_dir: Path) -> dict[str, Any]:
+    from convai_core.models.base import ModelBase
+    from convai_nlp.data.sources import prepare
+
+    files = prepare("conll2003")
+    archive, used = _train(
+        "nlp/token_classification",
+        [
+            f"model.train_ds.text_file={files['train_text']}",
+            f"model.train_ds.labels_file={files['train_labels']}",
+            f"model.validation_ds.text_file={files['dev_text']}",
+            f"model.validation_ds.labels_file={files['dev_labels']}",
+            "model.train_ds.batch_size=32",
+            "model.optim.lr=1e-4",
+            "trainer.max_epochs=4",
+        ],
+        minutes,
+        run_dir,
+        "val_f1",
+    )
+    model = ModelBase.restore_from(archive)
+    test = model.evaluate(str(files["test_text"]), str(files["test_labels"]))  # type: ignore[attr-defined]
+    dev = model.evaluate(str(files["dev_text"]), str(files["dev_labels"]))  # type: ignore[attr-defined]
+    return {
+        "test_f1": test["f1"],
+        "test_precision": test["precision"],
+        "test_recall": test["recall"],
+        "valid_f1": dev["f1"],
+        "per_type_f1": {k: v["f1"] for k, v in test["per_type"].items()},
+        "train_minutes": used,
+    }
+
+
+def sentiment(minutes: float, run_dir: Path) -> dict[str, Any]:
+    from convai_core.models.base import ModelBase
+    from convai_nlp.data.sources import prepare
+
+    files = prepare("sentiment")
+    archive, used = _train(
+        "nlp/text_classification",
+        [
+            f"model.train_ds.file={files['train']}",
+            f"model.validation_ds.file={files['dev']}",
+            "model.train_ds.batch_size=32",
+            "model.optim.lr=5e-5",
+            "trainer.max_epochs=3",
+        ],
+        minutes,
+        run_dir,
+        "val_accuracy",
+    )
+    model = ModelBase.restore_from(archive)
+    test = model.evaluate(str(files["test"]))  # type: ignore[attr-defined]
+    return {
+        "accuracy": test["accuracy"],
+        "macro_f1": test["macro_f1"],
+        "test_count": test["count"],
+        "train_minutes": used,
+    }
+
+
+def atis(minutes: float, run_dir: Path) -> dict[str, Any]:
+    from convai_core.models.base import ModelBase
+    from convai_nlp.data.sources import prepare
+
+    files = prepare("atis")
+    archive, used = _train(
+        "nlp/intent_slot",
+        [
+            f"model.intent_dict={files['intents']}",
+            f"model.slot_dict={files['slots']}",
+            f"model.train_ds.file={files['train']}",
+            f"model.train_ds.slots_file={files['train_slots']}",
+            f"model.validation_ds.file={files['dev']}",
+            f"model.validation_ds.slots_file={files['dev_slots']}",
+            "model.train_ds.batch_size=32",
+            "model.optim.lr=1e-4",
+            "trainer.max_epochs=12",
+        ],
+        minutes,
+        run_dir,
+        "val_slot_f1",
+    )
+    model = ModelBase.restore_from(archive)
+    test = model.evaluate(str(files["test"]), str(files["test_slots"]))  # type: ignore[attr-defined]
+    return {
+        "intent_accuracy": test["intent_accuracy"],
+        "slot_f1": test["slot_f1"],
+        "slot_precision": test["slot_precision"],
+        "slot_recall": test["slot_recall"],
+        "train_minutes": used,
+    }
+
+
+PUNCT_TRAIN_LINES = 30000
+PUNCT_DEV_LINES = 1000
+
+
+def punctuation(minutes: float, run_dir: Path) -> dict[str, Any]:
+    from convai_core.models.base import ModelBase
+    from convai_nlp.data.sources import prepare
+    from convai_nlp.testing import subset
+
+    files = prepare("punctuation")
+    data = {
+        "train_text": subset(files["train_text"], run_dir / "train_text.txt", PUNCT_TRAIN_LINES),
+        "train_labels": subset(
+            files["train_labels"], run_dir / "train_labels.txt", PUNCT_TRAIN_LINES
+        ),
+        "dev_text": subset(files["dev_text"], run_dir / "dev_text.txt", PUNCT_DEV_LINES),
+        "dev_labels": subset(files["dev_labels"], run_dir / "dev_labels.txt", PUNCT_DEV_LINES),
+    }
+    archive, used = _train(
+        "nlp/punctuation_capitalization",
+        [
+            f"model.train_ds.text_file={data['train_text']}",
+            f"model.train_ds.labels_file={data['train_labels']}",
+            f"model.validation_ds.text_file={data['dev_text']}",
+            f"model.validation_ds.labels_file={data['dev_labels']}",
+            "model.train_ds.batch_size=32",
+            "model.optim.lr=1e-4",
+            "trainer.max_epochs=1",
+            "trainer.val_check_interval=0.5",
+        ],
+        minutes,
+        run_dir,
+        "val_punct_f1",
+    )
+    model = ModelBase.restore_from(archive)
+    test = model.evaluate(str(files["test_text"]), str(files["test_labels"]))  # type: ignore[attr-defined]
+    example = model.add_punctuation_capitalization(  # type: ignore[attr-defined]
+        ["where was the treaty signed it was signed in paris in 1783 by the united states"]
+    )[0]
+    return {
+        "period_f1": test["period_f1"],
+        "comma_f1": test["comma_f1"],
+        "question_f1": test["question_f1"],
+        "capitalization_f1": test["capitalization_f1"],
+        "train_lines": PUNCT_TRAIN_LINES,
+        "test_words": test["punctuation"]["count"],
+        "example": example,
+        "train_minutes": used,
+    }
+
+
+TASKS = {"conll2003": conll2003, "sentiment": sentiment, "atis": atis, "punctuation": punctuation}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task keys")
+    parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results")
+    parser.add_argument("--minutes", type=float, default=14.0, help="training limit per task")
+    args = parser.parse_args()
+    tasks = [t for t in args.tasks.split(",") if t]
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        parser.error(f"unknown task(s) {unknown}; known: {', '.join(TASKS)}")
+    out = Path(args.json)
+    results: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {}
+    for task in tasks:
+        print(f"== {task}", flush=True)
+        with tempfile.TemporaryDirectory(prefix=f"nlp_quality_{task}_") as tmp:
+            results[task] = TASKS[task](args.minutes, Path(tmp))
+        results[task]["command"] = (
+            f"python benchmarks/nlp_quality.py --tasks {task} --minutes {args.minutes:g}"
+        )
+        results[task]["threads"] = int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{'task':<12} {'metric':<18} {'value':>8}  train min")
+    for task in tasks:
+        row = results[task]
+        for key, value in row.items():
+            if isinstance(value, float) and key != "train_minutes":
+                print(f"{task:<12} {key:<18} {value:8.4f}  {row['train_minutes']:.1f}")
+    print(f"saved {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

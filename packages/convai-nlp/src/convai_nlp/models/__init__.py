@@ -1,0 +1,1 @@
+"""Task models of convai-nlp (registered as ``nlp/<task>``)."""

@@ -1,0 +1,1 @@
+"""Model parts of convai-nlp: the pretrained transformer encoder and task heads."""

@@ -1,0 +1,136 @@
+"""A Hugging Face transformer as a convai module: token ids in, one vector per token out."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from convai_core.errors import ConfigError
+from convai_core.types import Axis, AxisKind, EncodedRepresentation, Mask, NeuralType, TokenIds
+
+INIT_MODES = ("pretrained", "config")
+
+
+def token_ids_port() -> NeuralType:
+    return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), TokenIds())
+
+
+def attention_mask_port() -> NeuralType:
+    return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), Mask())
+
+
+class TransformerEncoder(nn.Module):
+    """A pretrained BERT-family encoder (``transformers.AutoModel``) from the catalog.
+
+    Args:
+        catalog_name: the catalog entry (set by the registry key, ``nlp/<name>``).
+        path: a local folder with ``config.json`` and ``model.safetensors`` (default: the
+            cache, see :mod:`convai_nlp.backbones`).
+        init: ``pretrained`` loads the weights from the folder; ``config`` builds the
+            architecture from ``hf_config`` with fresh weights (what a restored archive does
+            before loading its own weights).
+        hf_config: the Hugging Face config as a dict (needed when ``init`` is ``config``).
+        hidden_dropout: overrides the config's ``hidden_dropout_prob`` when set.
+        attention_dropout: overrides ``attention_probs_dropout_prob`` when set.
+
+    Shapes:
+        input_ids (B, T), attention_mask (B, T) -> hidden (B, T, H).
+    """
+
+    def __init__(
+        self,
+        catalog_name: str,
+        path: str | None = None,
+        init: str = "pretrained",
+        hf_config: Mapping[str, Any] | None = None,
+        hidden_dropout: float | None = None,
+        attention_dropout: float | None = None,
+    ) -> None:
+        super().__init__()
+        import transformers
+
+        from convai_nlp.backbones import backbone_folder, read_hf_config
+
+        if init not in INIT_MODES:
+            raise ConfigError(f"model.backbone.init={init!r}: use one of {', '.join(INIT_MODES)}")
+        self.catalog_name = catalog_name
+        self.folder: Path | None = None
+        if init == "pretrained":
+            self.folder = backbone_folder(catalog_name, path)
+            config_dict = read_hf_config(self.folder)
+        else:
+            if not hf_config:
+                raise ConfigError(
+                    "model.backbone.init=config needs model.backbone.hf_config (the Hugging Face "
+                    "config of the encoder); use init=pretrained to load a folder."
+                )
+            config_dict = dict(hf_config)
+        self.hf_config: dict[str, Any] = dict(config_dict)
+        overrides: dict[str, Any] = {}
+        if hidden_dropout is not None:
+            overrides["hidden_dropout_prob"] = float(hidden_dropout)
+        if attention_dropout is not None:
+            overrides["attention_probs_dropout_prob"] = float(attention_dropout)
+        model_type = config_dict.get("model_type")
+        if not model_type:
+            raise ConfigError(f"backbone nlp/{catalog_name}: its config.json has no model_type")
+        kwargs = {k: v for k, v in config_dict.items() if k != "model_type"}
+        kwargs.update(overrides)
+        config = transformers.AutoConfig.for_model(model_type, **kwargs)
+        model_class: Any = transformers.AutoModel._model_mapping[type(config)]
+        # PyTorch's fused attention where the architecture supports it (BERT, RoBERTa...)
+        config._attn_implementation = "sdpa" if model_class._supports_sdpa else "eager"
+        # BERT-style encoders carry a pooler that token tasks never use; DistilBERT has none
+        extra = {}
+        if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+            extra["add_pooling_layer"] = False
+        if self.folder is not None:
+            verbosity = transformers.logging.get_verbosity()
+            transformers.logging.set_verbosity_error()  # the unused pooler is not news
+            transformers.logging.disable_progress_bar()
+            try:
+                self.model = model_class.from_pretrained(
+                    str(self.folder), config=config, use_safetensors=True, **extra
+                )
+            finally:
+                transformers.logging.set_verbosity(verbosity)
+                transformers.logging.enable_progress_bar()
+        else:
+            self.model = model_class(config, **extra)
+        self.model.train()  # from_pretrained returns it in eval mode (dropout off)
+        self.hidden_size = int(config.hidden_size)
+        self.max_positions = int(getattr(config, "max_position_embeddings", 512))
+
+    @property
+    def input_ports(self) -> Mapping[str, NeuralType]:
+        return {"input_ids": token_ids_port(), "attention_mask": attention_mask_port()}
+
+    @property
+    def output_ports(self) -> Mapping[str, NeuralType]:
+        return {
+            "hidden": NeuralType(
+                (
+                    Axis(AxisKind.BATCH),
+                    Axis(AxisKind.TOKEN),
+                    Axis(AxisKind.CHANNEL, self.hidden_size),
+                ),
+                EncodedRepresentation(),
+            )
+        }
+
+    def tokenizer_file(self) -> Path | None:
+        """The folder's ``tokenizer.json``, if the encoder was loaded from a folder that has one."""
+        if self.folder is not None and (self.folder / "tokenizer.json").is_file():
+            return self.folder / "tokenizer.json"
+        return None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Shapes: input_ids (B, T), attention_mask (B, T) -> hidden (B, T, H)."""
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        hidden: torch.Tensor = output.last_hidden_state
+        return hidden
