@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "nlp_quality.json"
+KEEP = ""  # --keep: where to copy the trained archives
 
 
 def _train(
@@ -57,6 +59,9 @@ def _train(
     archives = sorted(run_dir.glob("run/version_*/*.convai"))
     if not archives:
         raise SystemExit(f"no archive written under {run_dir}")
+    if KEEP:
+        Path(KEEP).mkdir(parents=True, exist_ok=True)
+        shutil.copy(archives[-1], Path(KEEP) / f"{model.split('/')[-1]}.convai")
     return archives[-1], minutes_used
 
 
@@ -154,7 +159,7 @@ def atis(minutes: float, run_dir: Path) -> dict[str, Any]:
     }
 
 
-PUNCT_TRAIN_LINES = 30000
+PUNCT_TRAIN_LINES = 55000
 PUNCT_DEV_LINES = 1000
 
 
@@ -213,7 +218,10 @@ def main() -> int:
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task keys")
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results")
     parser.add_argument("--minutes", type=float, default=14.0, help="training limit per task")
+    parser.add_argument("--keep", help="copy each trained archive here as <task>.convai")
     args = parser.parse_args()
+    global KEEP
+    KEEP = args.keep or ""
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:

@@ -109,7 +109,7 @@ def hf_train(
         learning_rate=LR,
         num_train_epochs=1,
         lr_scheduler_type="linear",
-        warmup_ratio=0.06,
+        warmup_steps=int(0.06 * -(-len(items) // BATCH)),  # 6% of the steps, as convai's config
         weight_decay=0.01,
         optim=optim,
         use_cpu=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from convai_asr.testing import SENTENCES, fit_tiny, synthesize_set, tiny_train_set
+from convai_asr.testing import SENTENCES, synthesize_set, tiny_model
 
 
 def test_transcripts_go_through_a_punctuation_model(
@@ -42,9 +42,9 @@ def test_transcripts_go_through_a_punctuation_model(
     fit_quietly(punct, epochs=1)
     punct_path = punct.save_to(tmp_path / "punct.convai")
 
-    speech = synthesize_set(tmp_path / "speech", SENTENCES, "espeak-ng:en-us")
-    asr = fit_tiny("quartznet", tiny_train_set(speech), tmp_path / "exp")
-    asr_path = asr.model.save_to(tmp_path / "asr.convai")
+    # the chain does not depend on what the recognizer says: an untrained one spells letters
+    speech = synthesize_set(tmp_path / "speech", SENTENCES[:3], "espeak-ng:en-us")
+    asr_path = tiny_model("quartznet").save_to(tmp_path / "asr.convai")
     wavs = [
         str(speech.parent / json.loads(line)["audio_filepath"])
         for line in speech.read_text().splitlines()[:3]

@@ -57,12 +57,16 @@ def test_save_and_restore_give_identical_predictions(ner: dict[str, Any], tmp_pa
     assert "archive" not in str(model.cfg.tokenizer.tokenizer_file)
     texts = ["EU rejects German call to boycott British lamb .", "Japan began the defence ."]
     assert restored.tag(texts) == model.tag(texts)
-    batch = model.tokenizer.encode_texts(texts)
-    ids = torch.tensor([batch[0].ids])
+    (encoded,) = model.tokenizer.encode_texts(texts[:1])
+    ids, cases = torch.tensor([encoded.ids]), torch.tensor([encoded.case_ids])
     mask = torch.ones_like(ids)
     model.eval()
     with torch.no_grad():
-        assert torch.equal(model(ids, mask), restored(ids, mask))
+        assert torch.equal(model(ids, mask, cases), restored(ids, mask, cases))
+    # the case embedding learned something: the same words in other cases are read otherwise
+    assert model.backbone.case_embedding.weight.abs().sum() > 0
+    with torch.no_grad():
+        assert not torch.equal(model(ids, mask, cases), model(ids, mask, torch.full_like(cases, 2)))
 
 
 def test_long_inputs_are_tagged_in_overlapping_windows(ner: dict[str, Any]) -> None:
@@ -89,6 +93,8 @@ def test_onnx_export_matches_the_model(ner: dict[str, Any], tmp_path: Path) -> N
     # run on 2 batch sizes x 2 lengths against the eager model before the file was written
     assert report.passed and len(report.checks) == 4
     assert report.max_abs_diff < 1e-3
+    # the NER config gives the uncased encoder the letter case back: a third input
+    assert report.info["inputs"] == ["input_ids", "attention_mask", "case_ids"]
 
 
 def test_fine_tuning_with_a_new_label_set_keeps_the_encoder(

@@ -10,7 +10,13 @@ import pytest
 from convai_core.errors import ConfigError
 from convai_nlp.data.datasets import encode_tagged, overlapping_windows, word_windows
 from convai_nlp.data.sources import atis_utterances, conll_sentences, punctuation_labels
-from convai_nlp.tokenizers import CharTokenizer, HFTokenizer, SentencePieceTokenizer, WordTokenizer
+from convai_nlp.tokenizers import (
+    CharTokenizer,
+    HFTokenizer,
+    SentencePieceTokenizer,
+    WordTokenizer,
+    case_class,
+)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +37,23 @@ def test_wordpiece_from_the_pretrained_folder(wordpiece: HFTokenizer) -> None:
     assert sorted({w for w in encoded.word_ids if w is not None}) == [0, 1]
     starts = wordpiece.word_boundaries(wordpiece.encode("tokenization"))
     assert starts == [True, False]  # "token ##ization"
+
+
+def test_the_letter_case_an_uncased_tokenizer_drops_is_kept(wordpiece: HFTokenizer) -> None:
+    assert [case_class(t) for t in ("", "1996", "eu", "Tokens", "A", "EU", "McDonald")] == [
+        1,
+        1,
+        2,
+        3,
+        3,
+        4,
+        5,
+    ]
+    (words,) = wordpiece.encode_words([["EU", "Tokenization", "rejects", "1996"]])
+    # [CLS] eu token ##ization rejects 1996 [SEP]: "Token" is Title, "ization" lower case
+    assert words.case_ids == [0, 4, 3, 2, 2, 1, 0]
+    (text,) = wordpiece.encode_texts(["EU Tokenization rejects 1996"])
+    assert text.ids == words.ids and text.case_ids == words.case_ids
 
 
 def test_labels_go_on_the_first_sub_token_and_long_sentences_are_cut(

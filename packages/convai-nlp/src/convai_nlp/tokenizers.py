@@ -23,7 +23,36 @@ from typing import Any
 
 from convai_core.errors import ConfigError
 
-__all__ = ["CharTokenizer", "Encoded", "HFTokenizer", "SentencePieceTokenizer", "WordTokenizer"]
+__all__ = [
+    "NUM_CASES",
+    "CharTokenizer",
+    "Encoded",
+    "HFTokenizer",
+    "SentencePieceTokenizer",
+    "WordTokenizer",
+    "case_class",
+]
+
+#: Case classes of :func:`case_class`: special token, uncased, lower, Title, UPPER, mIxed.
+NUM_CASES = 6
+
+
+def case_class(piece: str) -> int:
+    """The letter case of the text a token came from: what an uncased tokenizer throws away.
+
+    0 is kept for special tokens and padding; 1: no cased letter (digits, marks); 2: lower case;
+    3: a capital then lower case (or one capital); 4: all capitals; 5: anything else.
+    """
+    cased = [c for c in piece if c.isupper() or c.islower()]
+    if not cased:
+        return 1
+    if all(c.islower() for c in cased):
+        return 2
+    if cased[0].isupper() and all(c.islower() for c in cased[1:]):
+        return 3
+    if all(c.isupper() for c in cased):
+        return 4
+    return 5
 
 
 @dataclass(frozen=True)
@@ -33,10 +62,22 @@ class Encoded:
     Attributes:
         ids: token ids with the special tokens.
         word_ids: for each id, the index of the input word it belongs to (None for specials).
+        case_ids: for each id, the :func:`case_class` of the text it came from.
     """
 
     ids: list[int]
     word_ids: list[int | None]
+    case_ids: list[int]
+
+    def cut(self, limit: int) -> Encoded:
+        """The first ``limit - 1`` tokens and the closing special token."""
+        if len(self.ids) <= limit:
+            return self
+        return Encoded(
+            [*self.ids[: limit - 1], self.ids[-1]],
+            [*self.word_ids[: limit - 1], None],
+            [*self.case_ids[: limit - 1], 0],
+        )
 
 
 class HFTokenizer:
@@ -120,20 +161,30 @@ class HFTokenizer:
     def encode_texts(self, texts: Sequence[str], *, truncate: bool = True) -> list[Encoded]:
         """Encoder inputs of whole texts (``[CLS] text [SEP]``), cut to ``max_length``."""
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
-        return [self._finish(e.ids, e.word_ids, truncate) for e in encodings]
+        result = []
+        for text, e in zip(texts, encodings, strict=True):
+            cases = [
+                0 if w is None else case_class(text[a:b])
+                for (a, b), w in zip(e.offsets, e.word_ids, strict=True)
+            ]
+            encoded = Encoded(list(e.ids), list(e.word_ids), cases)
+            result.append(encoded.cut(self.max_length) if truncate else encoded)
+        return result
 
     def encode_words(self, sentences: Sequence[Sequence[str]]) -> list[Encoded]:
         """Encoder inputs of pre-split words, with each sub-token's word index; not cut."""
         encodings = self._tokenizer.encode_batch(
             [list(words) for words in sentences], is_pretokenized=True, add_special_tokens=True
         )
-        return [self._finish(e.ids, e.word_ids, False) for e in encodings]
-
-    def _finish(self, ids: list[int], word_ids: list[int | None], truncate: bool) -> Encoded:
-        if truncate and len(ids) > self.max_length:
-            ids = [*ids[: self.max_length - 1], ids[-1]]
-            word_ids = [*word_ids[: self.max_length - 1], None]
-        return Encoded(list(ids), list(word_ids))
+        result = []
+        for words, e in zip(sentences, encodings, strict=True):
+            # offsets of pre-split words count from the start of each word
+            cases = [
+                0 if w is None else case_class(words[w][a:b])
+                for (a, b), w in zip(e.offsets, e.word_ids, strict=True)
+            ]
+            result.append(Encoded(list(e.ids), list(e.word_ids), cases))
+        return result
 
 
 def _read_lines(files: Iterable[str | os.PathLike[str]], key: str) -> list[str]:

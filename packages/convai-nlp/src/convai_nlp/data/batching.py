@@ -9,6 +9,7 @@ key                  shape       meaning
 ===================  ==========  =====================================================
 ``input_ids``        (B, T)      token ids, padded with the tokenizer's pad id
 ``attention_mask``   (B, T)      1 on real tokens, 0 on padding
+``case_ids``         (B, T)      letter case of each token's text (0 on specials and padding)
 ``<label field>``    (B,)        one class id per sequence
 ``<label field>``    (B, T)      one class id per token, ``-100`` where there is none
 ===================  ==========  =====================================================
@@ -26,6 +27,8 @@ from typing import Any
 import torch
 
 IGNORE_INDEX = -100
+#: Per-token input fields (not labels), padded with 0.
+INPUT_FIELDS = ("case_ids",)
 
 
 def collate(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -41,7 +44,12 @@ def collate(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Ten
     for key, value in items[0].items():
         if key == "input_ids" or key.startswith("_"):
             continue
-        if isinstance(value, int):
+        if key in INPUT_FIELDS:
+            padded = torch.zeros((len(items), longest), dtype=torch.long)
+            for row, item in enumerate(items):
+                padded[row, : len(item[key])] = torch.tensor(item[key], dtype=torch.long)
+            batch[key] = padded
+        elif isinstance(value, int):
             batch[key] = torch.tensor([item[key] for item in items], dtype=torch.long)
         else:
             padded = torch.full((len(items), longest), IGNORE_INDEX, dtype=torch.long)

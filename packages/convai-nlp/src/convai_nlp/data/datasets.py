@@ -45,7 +45,7 @@ def text_classification_dataset(
     index = _label_index(labels)
     encoded = tokenizer.encode_texts([text for text, _ in rows])
     return ListDataset(
-        {"input_ids": e.ids, "label": index[label]}
+        {"input_ids": e.ids, "case_ids": e.case_ids, "label": index[label]}
         for e, (_, label) in zip(encoded, rows, strict=True)
     )
 
@@ -117,16 +117,12 @@ def encode_pieces(
     again = tokenizer.encode_words(
         [sentences[pieces[i][0]][pieces[i][1] : pieces[i][2]] for i in redo]
     )
-    for i, enc in zip(redo, again, strict=True):
-        encodings[i] = enc
-    limit = tokenizer.max_length
+    for i, window in zip(redo, again, strict=True):
+        encodings[i] = window
     done = []
     for maybe in encodings:
         assert maybe is not None
-        enc = maybe
-        if len(enc.ids) > limit:  # a single over-long word: keep its first pieces
-            enc = Encoded([*enc.ids[: limit - 1], enc.ids[-1]], [*enc.word_ids[: limit - 1], None])
-        done.append(enc)
+        done.append(maybe.cut(tokenizer.max_length))  # a single over-long word: its first pieces
     return pieces, done
 
 
@@ -148,7 +144,7 @@ def encode_tagged(
     pieces, encodings = encode_pieces(tokenizer, sentences, overlap=False)
     items = []
     for (s, a, _), enc in zip(pieces, encodings, strict=True):
-        item: dict[str, Any] = {"input_ids": enc.ids}
+        item: dict[str, Any] = {"input_ids": enc.ids, "case_ids": enc.case_ids}
         for field, tags in tag_fields.items():
             aligned, previous = [], None
             for w in enc.word_ids:

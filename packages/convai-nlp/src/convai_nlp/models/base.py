@@ -31,7 +31,7 @@ from convai_core.errors import ConfigError, ExportError
 from convai_core.models.base import ModelBase
 from convai_core.types import connect
 from convai_nlp.data.batching import LengthBucketBatchSampler, collate
-from convai_nlp.modules.encoder import attention_mask_port, token_ids_port
+from convai_nlp.modules.encoder import attention_mask_port, case_ids_port, token_ids_port
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -135,8 +135,29 @@ class TransformerTaskModel(ModelBase):
 
     # ------------------------------------------------------------------ ports
     @property
+    def uses_case(self) -> bool:
+        """Whether the encoder takes the letter case of each token (``case_ids``)."""
+        return self.backbone.case_embedding is not None
+
+    @property
     def input_ports(self) -> Mapping[str, NeuralType]:
-        return {"input_ids": token_ids_port(), "attention_mask": attention_mask_port()}
+        ports = {"input_ids": token_ids_port(), "attention_mask": attention_mask_port()}
+        if self.uses_case:
+            ports["case_ids"] = case_ids_port(optional=False)
+        return ports
+
+    def encode(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The encoder's token vectors of a batch dict. Shapes: -> (B, T, H)."""
+        hidden: torch.Tensor = self.backbone(
+            batch["input_ids"], batch["attention_mask"], batch.get("case_ids")
+        )
+        return hidden
+
+    def inputs(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The positional inputs of :meth:`forward` from a batch dict."""
+        if self.uses_case:
+            return batch["input_ids"], batch["attention_mask"], batch["case_ids"]
+        return batch["input_ids"], batch["attention_mask"]
 
     # ------------------------------------------------------------------ data
     def dataset_context(self) -> dict[str, Any]:
@@ -207,13 +228,17 @@ class TransformerTaskModel(ModelBase):
         device = next(self.parameters()).device
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            batch = collate([{"input_ids": encoded[i].ids} for i in indices], self.tokenizer.pad_id)
+            batch = collate(
+                [{"input_ids": encoded[i].ids, "case_ids": encoded[i].case_ids} for i in indices],
+                self.tokenizer.pad_id,
+            )
             yield indices, {k: v.to(device) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ export
     def export_spec(self, **options: Any) -> ExportSpec:
         """Export :meth:`forward` (token ids and mask in, logits out), checked on random text."""
         from convai_core.export_spec import ExportSpec, item_lengths
+        from convai_nlp.tokenizers import NUM_CASES
 
         if options:
             raise ExportError(
@@ -222,17 +247,21 @@ class TransformerTaskModel(ModelBase):
         tokenizer = self.tokenizer
         low = max(tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) + 1
 
-        def make_inputs(batch: int, length: int, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+        uses_case = self.uses_case
+
+        def make_inputs(batch: int, length: int, kind: str) -> tuple[torch.Tensor, ...]:
             if kind != "random":
                 raise ValueError(f"only random inputs, not {kind!r}")
             generator = torch.Generator().manual_seed(1000 * batch + length)
             ids = torch.randint(low, tokenizer.vocab_size, (batch, length), generator=generator)
+            cases = torch.randint(1, NUM_CASES, (batch, length), generator=generator)
             mask = torch.zeros((batch, length), dtype=torch.long)
             for row, n in enumerate(item_lengths(batch, length)):
                 ids[row, 0], ids[row, n - 1] = tokenizer.cls_id, tokenizer.sep_id
                 ids[row, n:] = tokenizer.pad_id
+                cases[row, 0], cases[row, n - 1 :] = 0, 0
                 mask[row, :n] = 1
-            return ids, mask
+            return (ids, mask, cases) if uses_case else (ids, mask)
 
         model = self
 
@@ -241,8 +270,8 @@ class TransformerTaskModel(ModelBase):
                 super().__init__()
                 self.inner = model
 
-            def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
-                return self.inner(input_ids, attention_mask)
+            def forward(self, *inputs: torch.Tensor) -> Any:
+                return self.inner(*inputs)
 
         self.eval()
         return ExportSpec(

@@ -83,16 +83,19 @@ class IntentSlotModel(TransformerTaskModel):
         }
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        case_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shapes: input_ids (B, T), attention_mask (B, T) -> (B, I), (B, T, S)."""
-        hidden = self.backbone(input_ids, attention_mask)
+        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> (B, I), (B, T, S)."""
+        hidden = self.backbone(input_ids, attention_mask, case_ids)
         return self.intent_head(hidden, attention_mask), self.slot_head(hidden)
 
     def _loss(
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        intent, slots = self(batch["input_ids"], batch["attention_mask"])
+        intent, slots = self(*self.inputs(batch))
         intent_loss = torch.nn.functional.cross_entropy(intent.float(), batch["intent"])
         # (B, T, S) -> (B * T, S)
         slot_loss = torch.nn.functional.cross_entropy(

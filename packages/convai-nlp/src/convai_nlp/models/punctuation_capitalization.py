@@ -25,6 +25,8 @@ from convai_nlp.models.token_classification import word_predictions
 if TYPE_CHECKING:
     import pytorch_lightning as pl
 
+#: Marks after which the next word starts a sentence.
+SENTENCE_ENDS = (".", "?", "!")
 #: Characters removed from words before the model sees them (the model puts marks back).
 STRIP = "\"'()[]{},.?!;:“”‘’«»"
 
@@ -84,10 +86,13 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         }
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        case_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shapes: input_ids (B, T), attention_mask (B, T) -> (B, T, P), (B, T, 2)."""
-        hidden = self.backbone(input_ids, attention_mask)
+        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> (B, T, P), (B, T, 2)."""
+        hidden = self.backbone(input_ids, attention_mask, case_ids)
         return self.punct_head(hidden), self.capit_head(hidden)
 
     @staticmethod
@@ -102,7 +107,7 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
     def _losses(
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        punct, capit = self(batch["input_ids"], batch["attention_mask"])
+        punct, capit = self(*self.inputs(batch))
         return self._ce(punct, batch["punct"]) + self._ce(capit, batch["capit"]), punct, capit
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -175,7 +180,11 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
     def add_punctuation_capitalization(
         self, texts: Sequence[str], batch_size: int = 64
     ) -> list[str]:
-        """Punctuate and case each text (marks already in the text are replaced)."""
+        """Punctuate and case each text (marks already in the text are replaced).
+
+        The two heads decide independently; the text is then made consistent: the first word
+        and every word after a sentence end (``.``, ``?``, ``!``) start with a capital.
+        """
         sentences = []
         for text in texts:
             words = [w.strip(STRIP).lower() for w in text.split()]
@@ -184,10 +193,12 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         results = []
         for words, labels in zip(sentences, labelled, strict=True):
             out = []
+            starts_sentence = True
             for word, (mark, case) in zip(words, labels, strict=True):
-                if case == "U":
+                if case == "U" or starts_sentence:
                     word = word[:1].upper() + word[1:]
                 out.append(word + ("" if mark == "O" else mark))
+                starts_sentence = mark in SENTENCE_ENDS
             results.append(" ".join(out))
         return results
 

@@ -47,20 +47,25 @@ class TextClassificationModel(TransformerTaskModel):
         axes = (Axis(AxisKind.BATCH), Axis(AxisKind.CLASS, len(self.labels)))
         return {"logits": NeuralType(axes, Logits())}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Shapes: input_ids (B, T), attention_mask (B, T) -> logits (B, C)."""
-        hidden = self.backbone(input_ids, attention_mask)
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        case_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> logits (B, C)."""
+        hidden = self.backbone(input_ids, attention_mask, case_ids)
         logits: torch.Tensor = self.head(hidden, attention_mask)
         return logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self(*self.inputs(batch))
         loss = torch.nn.functional.cross_entropy(logits.float(), batch["label"])
         self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"]).float()
+        logits = self(*self.inputs(batch)).float()
         loss = torch.nn.functional.cross_entropy(logits, batch["label"])
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
         pairs = zip(batch["label"].tolist(), logits.argmax(-1).tolist(), strict=True)
@@ -87,7 +92,7 @@ class TextClassificationModel(TransformerTaskModel):
         encoded = self.tokenizer.encode_texts(list(texts))
         results: list[dict[str, Any]] = [{}] * len(encoded)
         for indices, batch in self.encoded_batches(encoded, batch_size):
-            probs = self(batch["input_ids"], batch["attention_mask"]).float().softmax(-1)
+            probs = self(*self.inputs(batch)).float().softmax(-1)
             for i, row in zip(indices, probs.tolist(), strict=True):
                 best = max(range(len(row)), key=row.__getitem__)
                 results[i] = {

@@ -47,7 +47,7 @@ def word_predictions(
     model.eval()
     with torch.no_grad():
         for indices, batch in model.encoded_batches(done, batch_size):
-            hidden = model.backbone(batch["input_ids"], batch["attention_mask"])
+            hidden = model.encode(batch)
             probs = [head(hidden).float().softmax(-1).tolist() for head in heads]
             mask = batch["attention_mask"]
             whole = [h(hidden, mask).float().softmax(-1).tolist() for h in sequence_heads]
@@ -115,9 +115,14 @@ class TokenClassificationModel(TransformerTaskModel):
         axes = (Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN), Axis(AxisKind.CLASS, len(self.labels)))
         return {"logits": NeuralType(axes, Logits())}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Shapes: input_ids (B, T), attention_mask (B, T) -> logits (B, T, C)."""
-        logits: torch.Tensor = self.head(self.backbone(input_ids, attention_mask))
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        case_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> logits (B, T, C)."""
+        logits: torch.Tensor = self.head(self.backbone(input_ids, attention_mask, case_ids))
         return logits
 
     def _loss(self, logits: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
@@ -129,12 +134,12 @@ class TokenClassificationModel(TransformerTaskModel):
         )
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch["input_ids"], batch["attention_mask"]), batch["tags"])
+        loss = self._loss(self(*self.inputs(batch)), batch["tags"])
         self.log("train_loss", loss, prog_bar=True, batch_size=len(batch["tags"]))
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self(*self.inputs(batch))
         loss = self._loss(logits, batch["tags"])
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
         predicted = logits.argmax(-1)

@@ -24,6 +24,10 @@ def attention_mask_port() -> NeuralType:
     return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), Mask())
 
 
+def case_ids_port(optional: bool = True) -> NeuralType:
+    return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), TokenIds(), optional=optional)
+
+
 class TransformerEncoder(nn.Module):
     """A pretrained BERT-family encoder (``transformers.AutoModel``) from the catalog.
 
@@ -37,9 +41,14 @@ class TransformerEncoder(nn.Module):
         hf_config: the Hugging Face config as a dict (needed when ``init`` is ``config``).
         hidden_dropout: overrides the config's ``hidden_dropout_prob`` when set.
         attention_dropout: overrides ``attention_probs_dropout_prob`` when set.
+        case_embedding: add a learned vector per letter case class
+            (:func:`~convai_nlp.tokenizers.case_class`) to each token's input embedding. It gives
+            an uncased encoder (MiniLM, BERT uncased) back what its tokenizer lowered, which
+            named-entity recognition needs; the vectors start at zero, so training starts from
+            the pretrained encoder unchanged.
 
     Shapes:
-        input_ids (B, T), attention_mask (B, T) -> hidden (B, T, H).
+        input_ids (B, T), attention_mask (B, T), case_ids (B, T) optional -> hidden (B, T, H).
     """
 
     def __init__(
@@ -50,6 +59,7 @@ class TransformerEncoder(nn.Module):
         hf_config: Mapping[str, Any] | None = None,
         hidden_dropout: float | None = None,
         attention_dropout: float | None = None,
+        case_embedding: bool = False,
     ) -> None:
         super().__init__()
         import transformers
@@ -105,10 +115,20 @@ class TransformerEncoder(nn.Module):
         self.model.train()  # from_pretrained returns it in eval mode (dropout off)
         self.hidden_size = int(config.hidden_size)
         self.max_positions = int(getattr(config, "max_position_embeddings", 512))
+        self.case_embedding: nn.Embedding | None = None
+        if case_embedding:
+            from convai_nlp.tokenizers import NUM_CASES
+
+            self.case_embedding = nn.Embedding(NUM_CASES, self.hidden_size)
+            nn.init.zeros_(self.case_embedding.weight)
 
     @property
     def input_ports(self) -> Mapping[str, NeuralType]:
-        return {"input_ids": token_ids_port(), "attention_mask": attention_mask_port()}
+        return {
+            "input_ids": token_ids_port(),
+            "attention_mask": attention_mask_port(),
+            "case_ids": case_ids_port(),
+        }
 
     @property
     def output_ports(self) -> Mapping[str, NeuralType]:
@@ -129,8 +149,23 @@ class TransformerEncoder(nn.Module):
             return self.folder / "tokenizer.json"
         return None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Shapes: input_ids (B, T), attention_mask (B, T) -> hidden (B, T, H)."""
-        output = self.model(input_ids=input_ids, attention_mask=attention_mask)
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        case_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> hidden (B, T, H).
+
+        ``case_ids`` are used when the encoder has a case embedding (and then required).
+        """
+        if self.case_embedding is None:
+            output = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        else:
+            if case_ids is None:
+                raise ValueError("this encoder has a case embedding: pass case_ids too")
+            embeddings = self.model.get_input_embeddings()(input_ids)  # (B, T) -> (B, T, H)
+            embeddings = embeddings + self.case_embedding(case_ids)
+            output = self.model(inputs_embeds=embeddings, attention_mask=attention_mask)
         hidden: torch.Tensor = output.last_hidden_state
         return hidden
