@@ -18,15 +18,19 @@ def punct(corpus_dir: Path) -> dict[str, Any]:
     from convai_nlp.models.punctuation_capitalization import PunctuationCapitalizationModel
 
     files = prepare("punctuation")
+    # training: the first 1,000 pieces of at most 30 words (short inputs train fast);
+    # test: 60 lines of the held-out set (whole paragraphs and questions)
+    texts = Path(files["train_text"]).read_text(encoding="utf-8").splitlines()
+    tags = Path(files["train_labels"]).read_text(encoding="utf-8").splitlines()
+    short = [i for i, line in enumerate(texts) if len(line.split()) <= 30][:1000]
     data = {
-        name: subset(files[name], corpus_dir / f"punct_{name}.txt", count)
-        for name, count in (
-            ("train_text", 1000),
-            ("train_labels", 1000),
-            ("test_text", 150),
-            ("test_labels", 150),
-        )
+        "train_text": corpus_dir / "punct_train_text.txt",
+        "train_labels": corpus_dir / "punct_train_labels.txt",
     }
+    data["train_text"].write_text("".join(texts[i] + "\n" for i in short), encoding="utf-8")
+    data["train_labels"].write_text("".join(tags[i] + "\n" for i in short), encoding="utf-8")
+    data["test_text"] = subset(files["test_text"], corpus_dir / "punct_test_text.txt", 60)
+    data["test_labels"] = subset(files["test_labels"], corpus_dir / "punct_test_labels.txt", 60)
     torch.manual_seed(0)
     model = PunctuationCapitalizationModel(
         task_config(
@@ -52,13 +56,13 @@ def test_it_learns_punctuation_and_case(punct: dict[str, Any]) -> None:
     assert model.punct_labels == ["O", ",", ".", "?"]
     for key in ("period_f1", "comma_f1", "question_f1", "capitalization_f1"):
         assert before[key] < 0.3, (key, before[key])
-    # 2 epochs on 1,000 lines (about 40 s) learn questions and capitals well and sentence ends
-    # and commas inside a paragraph a little (600 lines: period 0.25, comma 0.11, question 0.88,
-    # capitals 0.80); the benchmark trains on 55,000 lines
+    # measured (2 epochs, about 25 s with both evaluations): before 0.07 / 0.08 / 0.01 / 0.22,
+    # after period 0.40, comma 0.32, question 0.93, capitals 0.78; sentence ends and commas
+    # inside whole paragraphs need far more data (the benchmark trains on 55,000 lines)
     assert after["question_f1"] > 0.7, after
-    assert after["capitalization_f1"] > 0.7, after
-    assert after["period_f1"] > 0.15, after
-    assert after["comma_f1"] > 0.15, after
+    assert after["capitalization_f1"] > 0.65, after
+    assert after["period_f1"] > 0.25, after
+    assert after["comma_f1"] > 0.2, after
 
 
 def test_it_restores_raw_text_of_any_length(punct: dict[str, Any]) -> None:

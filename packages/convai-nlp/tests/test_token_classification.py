@@ -23,19 +23,20 @@ def ner(conll: dict[str, Path]) -> dict[str, Any]:
             "train_ds.text_file": str(conll["train_text"]),
             "train_ds.labels_file": str(conll["train_labels"]),
             "train_ds.batch_size": 16,
+            "optim.lr": 2e-4,
             "validation_ds.text_file": str(conll["dev_text"]),
             "validation_ds.labels_file": str(conll["dev_labels"]),
         },
     )
     model = TokenClassificationModel(cfg)
     before = model.evaluate(str(conll["dev_text"]), str(conll["dev_labels"]))
-    trainer = fit(model, epochs=3)
+    trainer = fit(model, epochs=2)
     after = model.evaluate(str(conll["dev_text"]), str(conll["dev_labels"]))
     return {"model": model, "before": before, "after": after, "metrics": trainer.callback_metrics}
 
 
 def test_it_learns_named_entities_from_real_sentences(ner: dict[str, Any]) -> None:
-    # measured: F1 0.00 before, 0.56 after 3 epochs (about 20 s); a fresh head tags nothing
+    # measured: F1 0.00 before, 0.49 after 2 epochs (about 15 s); a fresh head tags nothing
     assert ner["before"]["f1"] < 0.1
     assert ner["after"]["f1"] > 0.40
     assert ner["after"]["per_type"]["PER"]["f1"] > 0.5
