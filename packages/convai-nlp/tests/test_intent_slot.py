@@ -64,3 +64,10 @@ def test_restored_archive_predicts_the_same(atis: dict[str, Any], tmp_path: Path
 
     restored = ModelBase.restore_from(atis["model"].save_to(tmp_path / "atis.convai"))
     assert restored.evaluate(*atis["test"]) == atis["after"]
+
+
+def test_onnx_export_matches_the_model(atis: dict[str, Any], tmp_path: Path) -> None:
+    report = atis["model"].export(tmp_path / "atis.onnx", format="onnx")
+    # 2 batch sizes x 2 lengths, each output compared
+    assert report.passed and len(report.checks) == 8 and report.max_abs_diff < 1e-3
+    assert report.info["outputs"] == ["intent_logits", "slot_logits"]

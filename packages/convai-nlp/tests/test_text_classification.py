@@ -78,3 +78,10 @@ def test_the_cli_labels_texts_from_an_archive(
     # an archive of another task is refused with a message naming the right tool
     assert nlp_main(["token_classification", "--model", str(path), "x"]) == 1
     assert "nlp/text_classification" in capsys.readouterr().err
+
+
+def test_onnx_export_matches_the_model(sentiment: dict[str, Any], tmp_path: Path) -> None:
+    report = sentiment["model"].export(tmp_path / "sentiment.onnx", format="onnx")
+    assert report.passed and len(report.checks) == 4 and report.max_abs_diff < 1e-3
+    assert report.info["inputs"] == ["input_ids", "attention_mask"]  # no case embedding here
+    assert report.info["outputs"] == ["logits"]
