@@ -44,15 +44,11 @@ def collate(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Ten
     for key, value in items[0].items():
         if key == "input_ids" or key.startswith("_"):
             continue
-        if key in INPUT_FIELDS:
-            padded = torch.zeros((len(items), longest), dtype=torch.long)
-            for row, item in enumerate(items):
-                padded[row, : len(item[key])] = torch.tensor(item[key], dtype=torch.long)
-            batch[key] = padded
-        elif isinstance(value, int):
+        if isinstance(value, int):
             batch[key] = torch.tensor([item[key] for item in items], dtype=torch.long)
         else:
-            padded = torch.full((len(items), longest), IGNORE_INDEX, dtype=torch.long)
+            fill = 0 if key in INPUT_FIELDS else IGNORE_INDEX
+            padded = torch.full((len(items), longest), fill, dtype=torch.long)
             for row, item in enumerate(items):
                 padded[row, : len(item[key])] = torch.tensor(item[key], dtype=torch.long)
             batch[key] = padded

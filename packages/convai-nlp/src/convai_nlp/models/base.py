@@ -57,6 +57,8 @@ class TransformerTaskModel(ModelBase):
     SHARDS_ITS_OWN_DATA = True
     #: The dataset key a data section uses when it names none.
     DEFAULT_DATASET: ClassVar[str] = ""
+    #: Label-set attributes (each also the config key it is read from) handed to datasets.
+    LABEL_KEYS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
@@ -161,8 +163,8 @@ class TransformerTaskModel(ModelBase):
 
     # ------------------------------------------------------------------ data
     def dataset_context(self) -> dict[str, Any]:
-        """What the model hands to its datasets (tokenizer, label sets)."""
-        return {"tokenizer": self.tokenizer}
+        """What the model hands to its datasets: the tokenizer and its :attr:`LABEL_KEYS`."""
+        return {"tokenizer": self.tokenizer, **{key: getattr(self, key) for key in self.LABEL_KEYS}}
 
     def build_dataloader(self, data_cfg: DictConfig, split: str) -> DataLoader[Any]:
         from torch.utils.data import DataLoader

@@ -41,6 +41,7 @@ class IntentSlotModel(TransformerTaskModel):
     """
 
     DEFAULT_DATASET = "nlp/intent_slot"
+    LABEL_KEYS = ("intent_labels", "slot_labels")
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
@@ -62,13 +63,6 @@ class IntentSlotModel(TransformerTaskModel):
                 f"or give the labels as model.{key.replace('dict', 'labels')}."
             )
         return read_label_dict(str(path))
-
-    def dataset_context(self) -> dict[str, Any]:
-        return {
-            "tokenizer": self.tokenizer,
-            "intent_labels": self.intent_labels,
-            "slot_labels": self.slot_labels,
-        }
 
     @property
     def output_ports(self) -> Mapping[str, NeuralType]:

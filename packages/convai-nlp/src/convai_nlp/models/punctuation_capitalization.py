@@ -46,6 +46,7 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
     """
 
     DEFAULT_DATASET = "nlp/punctuation_capitalization"
+    LABEL_KEYS = ("punct_labels", "capit_labels")
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
@@ -65,13 +66,6 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         return read_token_classification(
             self.train_file("text_file"), self.train_file("labels_file")
         )
-
-    def dataset_context(self) -> dict[str, Any]:
-        return {
-            "tokenizer": self.tokenizer,
-            "punct_labels": self.punct_labels,
-            "capit_labels": self.capit_labels,
-        }
 
     @property
     def output_ports(self) -> Mapping[str, NeuralType]:

@@ -28,6 +28,7 @@ class TextClassificationModel(TransformerTaskModel):
     """
 
     DEFAULT_DATASET = "nlp/text_classification"
+    LABEL_KEYS = ("labels",)
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
@@ -38,9 +39,6 @@ class TextClassificationModel(TransformerTaskModel):
             ),
         )
         self.head = self.build_head("head", "nlp/sequence_classifier", len(self.labels))
-
-    def dataset_context(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer, "labels": self.labels}
 
     @property
     def output_ports(self) -> Mapping[str, NeuralType]:

@@ -90,6 +90,7 @@ class TokenClassificationModel(TransformerTaskModel):
     """
 
     DEFAULT_DATASET = "nlp/token_classification"
+    LABEL_KEYS = ("labels",)
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
@@ -106,9 +107,6 @@ class TokenClassificationModel(TransformerTaskModel):
             ),
         )
         self.head = self.build_head("head", "nlp/token_classifier", len(self.labels))
-
-    def dataset_context(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer, "labels": self.labels}
 
     @property
     def output_ports(self) -> Mapping[str, NeuralType]:
