@@ -1,4 +1,4 @@
-"""convai-kaldi (empty so far: this package registers nothing yet; see its README)."""
+"""convai-kaldi: Kaldi data directories as convai datasets (see its README)."""
 
 from __future__ import annotations
 

@@ -132,12 +132,14 @@ def collate_audio_text(items: Sequence[dict[str, Any] | None]) -> dict[str, torc
     """Pad a list of :class:`AudioTextDataset` items into a batch; ``None`` items are dropped.
 
     Returns:
-        ``{"audio", "audio_len", "tokens", "tokens_len", "index"}``. Audio is zero-padded and
+        ``{"audio", "audio_len", "tokens", "tokens_len", "index"}``. Audio (waveforms, or
+        (T, F) feature matrices from a feature dataset, padded along T) is zero-padded and
         tokens padded with 0 (a real id: always use ``tokens_len``). When every item was dropped
         the batch has B=0 (audio of shape (0, 0)): the model should skip it.
 
     Shapes:
-        audio: (B, T) float32; audio_len: (B,) int64; tokens: (B, U) int64;
+        audio: (B, T) float32, or (B, T, F) for feature items; audio_len: (B,) int64 (samples
+        or frames); tokens: (B, U) int64;
         tokens_len: (B,) int64; index: (B,) int64.
     """
     kept = [item for item in items if item is not None]
@@ -146,7 +148,9 @@ def collate_audio_text(items: Sequence[dict[str, Any] | None]) -> dict[str, torc
     tokens_len = torch.tensor([item["tokens"].shape[0] for item in kept], dtype=torch.long)
     max_t = int(audio_len.max()) if batch_size else 0
     max_u = int(tokens_len.max()) if batch_size else 0
-    audio = torch.zeros(batch_size, max_t, dtype=torch.float32)
+    # items are waveforms (T,) or feature matrices (T, F) (Kaldi feats.scp): pad the first axis
+    trailing = tuple(kept[0]["audio"].shape[1:]) if batch_size else ()
+    audio = torch.zeros(batch_size, max_t, *trailing, dtype=torch.float32)
     tokens = torch.zeros(batch_size, max_u, dtype=torch.long)
     for row, item in enumerate(kept):
         audio[row, : audio_len[row]] = item["audio"]

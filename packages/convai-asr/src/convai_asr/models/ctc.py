@@ -288,6 +288,11 @@ class CTCModel(ModelBase):
     # ------------------------------------------------------------------ ports
     @property
     def input_ports(self) -> Mapping[str, NeuralType]:
+        """What the preprocessor takes: waveforms (B, T) for a mel preprocessor, or precomputed
+        features (B, T, F) for one such as ``kaldi/feature_input``."""
+        declared = list(getattr(self.preprocessor, "input_ports", {}).values())
+        if len(declared) >= 2:
+            return {"audio_signal": declared[0], "length": declared[1]}
         return {
             "audio_signal": NeuralType((B, T), AudioSignal(sample_rate=self.sample_rate)),
             "length": NeuralType((B,), Lengths()),
