@@ -5,6 +5,8 @@
 #   asterisk-moh-opsound-wav  recorded music at 8 kHz: noise from a manifest (asr/noise tests)
 #   cmake, g++, Boost, zlib   to build KenLM's lmplz and build_binary from the kenlm sdist
 #                             (convai lm build does it on first use; see convai_asr.lm.kenlm_tools)
+#   chromium, chromium-driver a headless browser for the Speech Data Explorer's browser test
+#                             (selenium drives /usr/bin/chromium through /usr/bin/chromedriver)
 # Idempotent and fast when everything is there; says what to run when it cannot install.
 set -euo pipefail
 missing=()
@@ -14,6 +16,8 @@ command -v flite >/dev/null 2>&1 || missing+=(flite)
 [ -d /usr/share/asterisk/moh ] || missing+=(asterisk-moh-opsound-wav)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 for dev in libboost-program-options-dev libboost-system-dev libboost-thread-dev \
   libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev; do
   dpkg -s "$dev" >/dev/null 2>&1 || missing+=("$dev")

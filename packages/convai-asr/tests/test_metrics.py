@@ -8,7 +8,9 @@ import jiwer
 import pytest
 
 from convai_asr.metrics.wer import (
+    EditCounts,
     ErrorRateAccumulator,
+    align,
     char_error_rate,
     edit_counts,
     word_error_rate,
@@ -116,3 +118,23 @@ def test_ddp_validation_wer_pools_the_ranks_edit_counts() -> None:
     assert pooled != pytest.approx((1 / 8 + 1 / 1) / 2)  # the mean of the ranks' WERs
     model._trainer = None
     assert model._pooled_val_errors() is model._val_errors  # one process: nothing to pool
+
+
+def test_per_utterance_alignments_add_up_to_the_corpus_counts() -> None:
+    rng = random.Random(3)
+    words = ["a", "b", "c", "d", "e"]
+    refs = [" ".join(rng.choices(words, k=rng.randint(0, 6))) for _ in range(40)]
+    hyps = [" ".join(rng.choices(words, k=rng.randint(0, 6))) for _ in range(40)]
+    for level in ("word", "char"):
+        total = EditCounts()
+        for alignment in align(refs, hyps, level=level):
+            total += alignment.counts()
+        assert total == edit_counts(refs, hyps, level=level)
+    # two substitutions (b -> x, d -> y) and one insertion (e)
+    (alignment,) = align(["a b c d"], ["a x c y e"], level="word")
+    assert alignment.reference == ("a", "b", "c", "d")
+    assert alignment.counts() == EditCounts(
+        substitutions=2, deletions=0, insertions=1, reference_length=4
+    )
+    (empty,) = align([""], ["p q"], level="word")
+    assert empty.chunks == (("insert", 0, 0, 0, 2),)

@@ -136,6 +136,11 @@ def convai_register_commands(registry: Registry) -> None:
         "convai_asr.lm.cli:lm_main",
         description="n-gram language models for beam search (build, tune)",
     )
+    registry.add(
+        "explore",
+        "convai_asr.explorer.cli:main",
+        description="Speech Data Explorer: browse a manifest, its statistics and errors (Dash)",
+    )
 
 
 @hookimpl

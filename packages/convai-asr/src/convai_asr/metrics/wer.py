@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import jiwer
 
 __all__ = [
+    "Alignment",
     "EditCounts",
     "ErrorRateAccumulator",
+    "align",
     "char_error_rate",
     "edit_counts",
     "word_error_rate",
@@ -87,6 +89,71 @@ def edit_counts(references: Sequence[str], hypotheses: Sequence[str], *, level: 
         counts.insertions += output.insertions
         counts.reference_length += output.hits + output.substitutions + output.deletions
     return counts
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How one hypothesis lines up with its reference, unit by unit (words or characters).
+
+    Attributes:
+        reference: the reference's units.
+        hypothesis: the hypothesis's units.
+        chunks: ``(operation, ref_start, ref_end, hyp_start, hyp_end)`` spans in order, covering
+            both sequences; operation is ``"equal"``, ``"substitute"``, ``"delete"`` or
+            ``"insert"`` (a substitution spans as many reference units as hypothesis units).
+    """
+
+    reference: tuple[str, ...]
+    hypothesis: tuple[str, ...]
+    chunks: tuple[tuple[str, int, int, int, int], ...]
+
+    def counts(self) -> EditCounts:
+        """This utterance's edit counts; summed over a corpus they equal :func:`edit_counts`."""
+        counts = EditCounts(reference_length=len(self.reference))
+        for operation, ref_start, ref_end, hyp_start, hyp_end in self.chunks:
+            if operation == "substitute":
+                counts.substitutions += ref_end - ref_start
+            elif operation == "delete":
+                counts.deletions += ref_end - ref_start
+            elif operation == "insert":
+                counts.insertions += hyp_end - hyp_start
+        return counts
+
+
+def align(references: Sequence[str], hypotheses: Sequence[str], *, level: str) -> list[Alignment]:
+    """Align each hypothesis with its reference at ``level`` ``"word"`` or ``"char"``.
+
+    The same counting as :func:`edit_counts` (one jiwer call for the corpus; an empty
+    reference makes every hypothesis unit an insertion), kept per utterance, so
+    ``sum(a.counts() ...)`` over the result equals ``edit_counts(references, hypotheses)``.
+
+    Raises:
+        ValueError: the two lists differ in length.
+    """
+    _check(references, hypotheses)
+    alignments: list[Alignment | None] = [None] * len(references)
+    kept: list[int] = []
+    for i, (ref, hyp) in enumerate(zip(references, hypotheses, strict=True)):
+        if ref.strip():
+            kept.append(i)
+            continue
+        words = hyp.split()
+        units = tuple(words) if level == "word" else tuple(" ".join(words))
+        chunks = (("insert", 0, 0, 0, len(units)),) if units else ()
+        alignments[i] = Alignment(reference=(), hypothesis=units, chunks=chunks)
+    if kept:
+        process = jiwer.process_words if level == "word" else jiwer.process_characters
+        output = process([references[i] for i in kept], [hypotheses[i] for i in kept])
+        for j, i in enumerate(kept):
+            alignments[i] = Alignment(
+                reference=tuple(output.references[j]),
+                hypothesis=tuple(output.hypotheses[j]),
+                chunks=tuple(
+                    (c.type, c.ref_start_idx, c.ref_end_idx, c.hyp_start_idx, c.hyp_end_idx)
+                    for c in output.alignments[j]
+                ),
+            )
+    return [a for a in alignments if a is not None]
 
 
 def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
