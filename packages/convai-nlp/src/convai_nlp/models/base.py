@@ -95,6 +95,8 @@ class TransformerTaskModel(ModelBase):
                 "(word ids, [CLS]/[SEP]); a BERT-family task needs nlp/hf_tokenizer."
             )
         tokenizer.max_length = min(tokenizer.max_length, self.backbone.max_positions)
+        if self.cfg.get("max_seq_length"):  # longer inputs are cut into (overlapping) windows
+            tokenizer.max_length = min(tokenizer.max_length, int(self.cfg.max_seq_length))
         return tokenizer
 
     def build_head(self, key: str, default: str, num_classes: int) -> torch.nn.Module:
