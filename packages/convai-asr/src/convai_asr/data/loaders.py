@@ -177,5 +177,7 @@ def build_audio_loader(
         batch_sampler=sampler,
         collate_fn=collate_audio_text,
         num_workers=int(loader.get("num_workers", 0)),
+        # workers live across epochs: respawning them each epoch costs more than a short epoch
+        persistent_workers=int(loader.get("num_workers", 0)) > 0,
     )
     return data_loader, sampler
