@@ -214,3 +214,18 @@ def test_ctc_model_learns_from_a_data_dir_with_segments(
     )
     assert result.global_step == 150
     assert result.metrics["val_cer"] < 0.25, result.metrics
+
+
+def test_durations_come_from_utt2num_frames_and_the_matrices(tmp_path: Path) -> None:
+    from convai_kaldi.datasets import kaldi_feature_dataset
+    from convai_kaldi.errors import KaldiDataError
+
+    folder, mats = _feature_dir(tmp_path, compress=False)
+    first = sorted(mats)[0]
+    (folder / "utt2num_frames").write_text(f"{first} 500\n")  # lists one utterance only
+    dataset = kaldi_feature_dataset(str(folder), tokenizer=_Chars(), apply_cmvn=False)
+    expected = [500 * 0.01 if u == first else mats[u].shape[0] * 0.01 for u in dataset.utterances]
+    assert dataset.durations == pytest.approx(expected)
+    (folder / "utt2num_frames").write_text(f"{first} many\n")
+    with pytest.raises(KaldiDataError, match=r"utt2num_frames line 1: 'many' is not a count"):
+        kaldi_feature_dataset(str(folder), tokenizer=_Chars(), apply_cmvn=False)

@@ -109,15 +109,15 @@ def speaker_cmvn(data: KaldiDataDir) -> tuple[dict[str, str], Mapping[str, np.nd
 def _frame_counts(data: KaldiDataDir, feats: Mapping[str, np.ndarray]) -> dict[str, int]:
     assert data.path is not None
     counts_file = data.path / "utt2num_frames"
+    counts: dict[str, int] = {}
     if counts_file.is_file():
         values, lines = read_table(counts_file)
-        counts = {}
         for utt, value in values.items():
             if not value.isdigit():
                 raise KaldiDataError(f"{counts_file} line {lines[utt]}: {value!r} is not a count")
             counts[utt] = int(value)
-        return counts
-    return {utt: int(feats[utt].shape[0]) for utt in data.utterances}
+    # utterances utt2num_frames does not list: read the matrix to count its frames
+    return {u: counts[u] if u in counts else int(feats[u].shape[0]) for u in data.utterances}
 
 
 class KaldiFeatureDataset:
