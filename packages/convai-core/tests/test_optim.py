@@ -7,7 +7,13 @@ import math
 import pytest
 
 from convai_core.errors import ConfigError
-from convai_core.optim import SchedConfig, lr_factor_fn, parse_optim_config
+from convai_core.optim import (
+    SchedConfig,
+    build_optimizer,
+    build_scheduler,
+    lr_factor_fn,
+    parse_optim_config,
+)
 
 
 def test_cosine_warms_up_then_decays_to_min_lr() -> None:
@@ -56,3 +62,42 @@ def test_schedules_that_need_a_length_say_so() -> None:
 def test_config_typos_are_named(cfg, message) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_optim_config(cfg)
+
+
+def test_lr_scale_puts_named_parts_in_their_own_groups() -> None:
+    import torch
+
+    model = torch.nn.ModuleDict(
+        {"encoder": torch.nn.Linear(3, 3), "decoder": torch.nn.Linear(3, 2)}
+    )
+    model["encoder"].bias.requires_grad_(False)
+    cfg = parse_optim_config({"name": "adamw", "lr": 1e-3, "lr_scale": {"decoder": 10}})
+    optimizer = build_optimizer(model.named_parameters(), cfg)
+    groups = {round(g["lr"], 6): g["params"] for g in optimizer.param_groups}
+    assert set(groups) == {0.001, 0.01}
+    assert groups[0.01] == [model["decoder"].weight, model["decoder"].bias]
+    assert groups[0.001] == [model["encoder"].weight]  # frozen bias left out
+    # the schedule scales every group by the same factor
+    cfg = parse_optim_config(
+        {
+            "name": "adamw",
+            "lr": 1e-3,
+            "lr_scale": {"decoder": 10},
+            "sched": {"name": "cosine", "warmup_steps": 10, "total_steps": 100},
+        }
+    )
+    optimizer = build_optimizer(model.named_parameters(), cfg)
+    scheduler = build_scheduler(optimizer, cfg, None)
+    assert scheduler is not None
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    lrs = [g["lr"] for g in optimizer.param_groups]
+    assert abs(lrs[1] / lrs[0] - 10) < 1e-9 or abs(lrs[0] / lrs[1] - 10) < 1e-9
+    with pytest.raises(
+        ConfigError, match=r"lr_scale\.head: .*top-level parts are decoder, encoder"
+    ):
+        build_optimizer(
+            model.named_parameters(),
+            parse_optim_config({"name": "adamw", "lr": 1e-3, "lr_scale": {"head": 10}}),
+        )

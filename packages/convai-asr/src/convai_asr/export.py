@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from convai_asr.modules.features import MelSpectrogramPreprocessor
 from convai_core.errors import ExportError
 from convai_core.export_spec import ExportSpec, item_lengths
 
@@ -215,11 +216,30 @@ def tokenizer_kind(tokenizer: Any) -> str:
     )
 
 
+def _feature_settings(pre: Any) -> dict[str, Any] | None:
+    """The settings convai-asr-runtime computes features from, for the mel preprocessor only."""
+    if not isinstance(pre, MelSpectrogramPreprocessor):
+        return None
+    return {
+        "sample_rate": pre.sample_rate,
+        "n_fft": pre.n_fft,
+        "win_length": pre.win_length,
+        "hop_length": pre.hop_length,
+        "n_mels": pre.n_mels,
+        "preemph": pre.preemph,
+        "log": pre.log,
+        "log_zero_guard": pre.log_zero_guard,
+        "normalize": pre.normalize,
+        "pad_to": pre.pad_to,
+        "mag_power": pre.mag_power,
+    }
+
+
 def asr_metadata(model: CTCModel, *, includes_preprocessor: bool) -> dict[str, Any]:
     """What a runtime needs beside the graph to turn audio into text, as plain JSON values (the
     keys of convai-asr-runtime's bundle schema, :mod:`convai_asr_runtime.schema`)."""
     pre = model.preprocessor
-    return {
+    meta: dict[str, Any] = {
         "task": "asr/ctc",
         "model": str(model.cfg.get("name", "asr/ctc")),
         "sample_rate": model.sample_rate,
@@ -228,18 +248,14 @@ def asr_metadata(model: CTCModel, *, includes_preprocessor: bool) -> dict[str, A
         "tokenizer": tokenizer_kind(model.tokenizer),
         "frame_shift_s": model.frame_shift_s,
         "includes_preprocessor": includes_preprocessor,
-        "preprocessor": {
-            "sample_rate": pre.sample_rate,
-            "n_fft": pre.n_fft,
-            "win_length": pre.win_length,
-            "hop_length": pre.hop_length,
-            "n_mels": pre.n_mels,
-            "preemph": pre.preemph,
-            "log": pre.log,
-            "log_zero_guard": pre.log_zero_guard,
-            "normalize": pre.normalize,
-            "pad_to": pre.pad_to,
-            "mag_power": pre.mag_power,
-        },
+        "preprocessor": _feature_settings(pre),
         "transcribe": {"chunk_seconds": 30.0, "overlap_seconds": 4.0},
     }
+    if meta["preprocessor"] is None:  # a front end the runtime cannot compute: in the graph
+        if not includes_preprocessor:
+            raise ExportError(
+                f"{type(pre).__name__} is not a front end convai-asr-runtime computes; export "
+                "with the preprocessor in the graph (preprocessor=True, opset >= 17)"
+            )
+        del meta["preprocessor"]
+    return meta

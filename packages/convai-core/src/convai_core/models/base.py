@@ -162,7 +162,7 @@ class ModelBase(pl.LightningModule):
     # ------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> Any:
         optim_cfg = parse_optim_config(self.cfg.get("optim"))
-        optimizer = build_optimizer(self.parameters(), optim_cfg)
+        optimizer = build_optimizer(self.named_parameters(), optim_cfg)
         total: int | None = None
         if self._trainer is not None:
             try:

@@ -1,0 +1,1 @@
+"""Pretrained weights from other toolkits' formats, read without executing anything."""
