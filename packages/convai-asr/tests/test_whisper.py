@@ -262,8 +262,7 @@ def test_whisper_transcribes_a_real_recording_from_our_features(tiny_en_folder) 
     assert text == "go forward 10 meters"
 
 
-def _fit(manifest: Path, exp_dir: Path, *, pretrained: bool, steps: int = 90):
-    from omegaconf import OmegaConf
+def _fit(manifest: Path, exp_dir: Path, steps: int = 90):
 
     from convai_core.train import compose_config, train
 
@@ -282,13 +281,9 @@ def _fit(manifest: Path, exp_dir: Path, *, pretrained: bool, steps: int = 90):
             "trainer.enable_model_summary=false",
             "trainer.accelerator=cpu",
             f"exp_manager.exp_dir={exp_dir}",
-            f"exp_manager.name=whisper_{pretrained}",
+            "exp_manager.name=whisper_ctc",
         ]
     )
-    OmegaConf.set_struct(cfg, False)
-    if not pretrained:  # the same architecture, random and fixed: only the head learns
-        cfg.model.encoder.pretrained = None
-        cfg.model.encoder.freeze = True
     return train(cfg).model.eval()
 
 
@@ -302,18 +297,17 @@ def _cer(model, manifest: Path) -> float:
 @pytest.fixture(scope="module")
 def fine_tuned(tiny_speech_train, tmp_path_factory):
     """asr/whisper_ctc fine-tuned from tiny.en for 90 steps on the 20 commands."""
-    return _fit(tiny_speech_train, tmp_path_factory.mktemp("whisper_fit"), pretrained=True)
+    return _fit(tiny_speech_train, tmp_path_factory.mktemp("whisper_fit"))
 
 
 @pytest.mark.timeout(600)
-def test_whisper_ctc_fine_tunes_from_tiny_en(fine_tuned, tiny_speech_train, tiny_speech, tmp_path):
-    """The pretrained encoder learns the 20 commands within 90 steps; the same head on a fixed
-    random encoder of the same size, trained the same way, stays far behind."""
-    cer = _cer(fine_tuned, tiny_speech)
-    baseline = _cer(_fit(tiny_speech_train, tmp_path, pretrained=False), tiny_speech)
-    print(f"whisper_ctc CER {cer:.3f}, fixed random encoder {baseline:.3f}")
-    assert cer < 0.25, cer
-    assert baseline > cer + 0.3, (baseline, cer)
+def test_whisper_ctc_fine_tunes_from_tiny_en(fine_tuned, tiny_speech) -> None:
+    """The pretrained encoder with a new head learns the 20 commands within 90 steps (the
+    untrained model's CER is about 1)."""
+    untrained = CTCModel(whisper_ctc_config("whisper-tiny.en")).eval()
+    before, after = _cer(untrained, tiny_speech), _cer(fine_tuned, tiny_speech)
+    print(f"whisper_ctc CER {before:.3f} untrained, {after:.3f} after 90 steps")
+    assert after < 0.25 and before > after + 0.5, (before, after)
 
 
 def test_whisper_ctc_exports_to_a_bundle_the_runtime_transcribes_alike(
@@ -336,3 +330,12 @@ def test_whisper_ctc_exports_to_a_bundle_the_runtime_transcribes_alike(
     assert [r["text"] for r in got] == [r["text"] for r in expected]
     with pytest.raises(ConvaiError, match="not a front end convai-asr-runtime computes"):
         fine_tuned.export(tmp_path / "b2", format="asr-bundle", opset=16)
+
+
+def test_from_pretrained_resolves_the_named_encoders(tiny_en_folder) -> None:
+    model = ModelBase.from_pretrained("whisper-tiny.en-encoder")
+    assert isinstance(model, CTCModel)
+    assert (model.encoder.n_layers, model.encoder.d_model) == (4, 384)
+    assert model.cfg.encoder.pretrained is None  # the archive holds the weights
+    with pytest.raises(ConvaiError, match="No pretrained model named 'whisper-huge-encoder'"):
+        ModelBase.from_pretrained("whisper-huge-encoder")

@@ -83,14 +83,11 @@ def _param_groups(
     cfg: OptimConfig,
 ) -> list[Any]:
     """Trainable parameters, in groups by ``cfg.lr_scale`` when it is set (needs names)."""
-    items = list(params)
+    items: list[Any] = list(params)
     named = [item for item in items if isinstance(item, tuple)]
     if not cfg.lr_scale:
-        return [
-            item[1] if isinstance(item, tuple) else item
-            for item in items
-            if (item[1] if isinstance(item, tuple) else item).requires_grad
-        ]
+        plain = [item[1] if isinstance(item, tuple) else item for item in items]
+        return [param for param in plain if param.requires_grad]
     if len(named) != len(items):
         raise ConfigError("model.optim.lr_scale needs named parameters (model.named_parameters())")
     prefixes = sorted(cfg.lr_scale, key=len, reverse=True)

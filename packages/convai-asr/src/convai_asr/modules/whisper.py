@@ -170,6 +170,7 @@ class WhisperEncoder(nn.Module):
 
     #: Output frames per input frame (the second convolution's stride).
     stride = 2
+    positions: torch.Tensor  # (max_frames, d_model) buffer
 
     def __init__(
         self,

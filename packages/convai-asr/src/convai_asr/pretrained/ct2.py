@@ -197,8 +197,8 @@ def write_ct2_model(
         out.append(struct.pack("<" + "I" * array.ndim, *array.shape))
         out.append(struct.pack("<BI", code, len(data)) + data)
     out.append(struct.pack("<I", len(aliases or {})))
-    for alias, target in (aliases or {}).items():
-        out.append(string(alias) + string(target))
-    target = Path(path)
-    target.write_bytes(b"".join(out))
-    return target
+    for alias, name in (aliases or {}).items():
+        out.append(string(alias) + string(name))
+    written = Path(path)
+    written.write_bytes(b"".join(out))
+    return written

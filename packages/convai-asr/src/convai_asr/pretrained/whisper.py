@@ -121,7 +121,7 @@ def whisper_model_files(source: str | Path | Sequence[str | Path]) -> list[Path]
             for member in members:
                 files[Path(member).name] = folder / Path(member).name
         return [files[part] for part in spec.parts]
-    if isinstance(source, (list, tuple)):
+    if not isinstance(source, (str, Path)):
         return [p for part in source for p in whisper_model_files(part)]
     path = Path(source).expanduser()
     if path.is_dir():
