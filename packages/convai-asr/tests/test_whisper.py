@@ -180,6 +180,9 @@ def test_freeze_layers_keeps_the_lower_layers_fixed(tiny_ct2) -> None:
     assert not any(n.startswith(("layers.1.", "ln_post.")) for n in fixed)
     frozen = WhisperEncoder(80, pretrained=str(tiny_ct2[0]), freeze=True)
     assert not any(p.requires_grad for p in frozen.parameters())
+    node = frozen.config_for_archive()  # what an archive rebuilds it from
+    rebuilt = WhisperEncoder(80, **{k: v for k, v in node.items() if k != "name"})
+    assert not any(p.requires_grad for p in rebuilt.parameters())
 
 
 # ------------------------------------------------------------------ archives and the CLI

@@ -188,7 +188,6 @@ class WhisperEncoder(nn.Module):
         if window not in WINDOW_MODES:
             raise ValueError(f"window={window!r}: use one of {', '.join(WINDOW_MODES)}.")
         state: dict[str, torch.Tensor] | None = None
-        self.source = pretrained
         if pretrained:
             from convai_asr.pretrained.whisper import load_whisper_encoder
 
@@ -229,6 +228,7 @@ class WhisperEncoder(nn.Module):
         self.ln_post = nn.LayerNorm(d_model)
         if state is not None:
             self.load_state_dict(state)
+        self.freeze = bool(freeze)
         self.freeze_layers = n_layers if freeze else int(freeze_layers)
         if not 0 <= self.freeze_layers <= n_layers:
             raise ValueError(f"freeze_layers={freeze_layers}: use 0..{n_layers}.")
@@ -256,6 +256,7 @@ class WhisperEncoder(nn.Module):
             "n_heads": self.n_heads,
             "max_frames": self.max_frames,
             "window": self.window,
+            "freeze": self.freeze,
             "freeze_layers": self.freeze_layers,
         }
 
