@@ -63,19 +63,20 @@ def mandarin_speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return manifest
 
 
-def test_han_character_model_learns_mandarin(mandarin_speech: Path, tmp_path: Path) -> None:
+def _train_han_characters(
+    manifest: Path, tmp_path: Path, overrides: list[str], blocks: list | None = None
+) -> tuple[ModelBase, float, list[str], list[str]]:
+    """Train a Han-character CTC model on the commands (300 steps); return the restored model,
+    its CER on the commands, the references and the hypotheses."""
     vocabulary = CharTokenizer.from_texts(SENTENCES).tokens
-    assert "门" in vocabulary and " " not in vocabulary and len(vocabulary) > 40
     cfg = compose_config(
         [
-            "model=asr/demo_ctc",
-            f"model.train_ds.manifest={mandarin_speech}",
+            *overrides,
+            f"model.train_ds.manifest={manifest}",
             "model.train_ds.batch_seconds=null",
             "+model.train_ds.batch_size=10",
             "model.augmentations=[]",
             "model.validation_ds=null",
-            "model.optim.lr=5e-3",
-            "model.optim.sched.warmup_steps=30",
             "trainer.max_steps=300",
             "trainer.accelerator=cpu",
             "trainer.enable_progress_bar=false",
@@ -85,19 +86,28 @@ def test_han_character_model_learns_mandarin(mandarin_speech: Path, tmp_path: Pa
     )
     OmegaConf.set_struct(cfg, False)
     cfg.model.tokenizer = OmegaConf.create({"name": "asr/char", "vocabulary": vocabulary})
-    cfg.model.encoder.blocks = OmegaConf.create(
-        [
+    if blocks is not None:
+        cfg.model.encoder.blocks = OmegaConf.create(blocks)
+    restored = ModelBase.restore_from(train(cfg).archive)
+    hyps = [r["text"] for r in restored.transcribe(manifest)]
+    refs = [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
+    return restored, char_error_rate(refs, hyps), refs, hyps
+
+
+def test_han_character_model_learns_mandarin(mandarin_speech: Path, tmp_path: Path) -> None:
+    vocabulary = CharTokenizer.from_texts(SENTENCES).tokens
+    assert "门" in vocabulary and " " not in vocabulary and len(vocabulary) > 40
+    restored, cer, refs, hyps = _train_han_characters(
+        mandarin_speech,
+        tmp_path,
+        ["model=asr/demo_ctc", "model.optim.lr=5e-3", "model.optim.sched.warmup_steps=30"],
+        blocks=[
             {"filters": 128, "repeat": 1, "kernel": 11, "stride": 2, "separable": True},
             {"filters": 128, "repeat": 2, "kernel": 13, "residual": True, "separable": True},
             {"filters": 128, "repeat": 2, "kernel": 17, "residual": True, "separable": True},
             {"filters": 192, "repeat": 1, "kernel": 1, "separable": True},
-        ]
+        ],
     )
-    result = train(cfg)
-    restored = ModelBase.restore_from(result.archive)
-    hyps = [r["text"] for r in restored.transcribe(mandarin_speech)]
-    refs = [json.loads(line)["text"] for line in mandarin_speech.read_text().splitlines()]
-    cer = char_error_rate(refs, hyps)
     assert cer < 0.10, (cer, list(zip(refs, hyps, strict=True))[:6])
     assert restored.tokenizer.tokens == vocabulary
 
@@ -108,34 +118,18 @@ def test_whisper_base_encoder_learns_mandarin_characters(mandarin_speech: Path, 
     """asr/whisper_ctc from the multilingual Whisper base encoder (first 4 of 6 layers fixed)
     with a Han character head learns the Mandarin commands in 300 steps (the issue's bound:
     CER <= 15%; measured 4.3%)."""
-    vocabulary = CharTokenizer.from_texts(SENTENCES).tokens
-    cfg = compose_config(
+    restored, cer, refs, hyps = _train_han_characters(
+        mandarin_speech,
+        tmp_path,
         [
             "model=asr/whisper_ctc",
             "model.encoder.pretrained=whisper-base",
             "model.encoder.freeze_layers=4",
-            f"model.train_ds.manifest={mandarin_speech}",
-            "model.train_ds.batch_seconds=null",
-            "+model.train_ds.batch_size=10",
             "model.train_ds.num_workers=0",
-            "model.augmentations=[]",
-            "model.validation_ds=null",
             "model.optim.lr=3e-4",
             "model.optim.sched.warmup_steps=20",
-            "trainer.max_steps=300",
-            "trainer.accelerator=cpu",
-            "trainer.enable_progress_bar=false",
-            "trainer.enable_model_summary=false",
-            f"exp_manager.exp_dir={tmp_path}",
-        ]
+        ],
     )
-    OmegaConf.set_struct(cfg, False)
-    cfg.model.tokenizer = OmegaConf.create({"name": "asr/char", "vocabulary": vocabulary})
-    result = train(cfg)
-    restored = ModelBase.restore_from(result.archive)
     assert restored.encoder.d_model == 512 and restored.encoder.n_layers == 6
-    hyps = [r["text"] for r in restored.transcribe(mandarin_speech)]
-    refs = [json.loads(line)["text"] for line in mandarin_speech.read_text().splitlines()]
-    cer = char_error_rate(refs, hyps)
     print(f"whisper-base + Han characters: CER {cer:.3f}")
     assert cer <= 0.15, (cer, list(zip(refs, hyps, strict=True))[:6])
