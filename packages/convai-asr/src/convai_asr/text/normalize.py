@@ -15,70 +15,18 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
 
-if TYPE_CHECKING:
-    import inflect
+from convai_core.numbers import number_to_words
 
 __all__ = ["TextNormalizer", "number_to_words"]
 
 # An ASCII number: 1,000,000 / 3.25 / 21st. Only ASCII digits ([0-9], not \d, which also matches
 # Arabic-Indic and other digits we cannot spell in English).
 _NUMBER_RE = re.compile(r"[0-9]+(?:,[0-9]{3})*(?:\.[0-9]+)?(?:st|nd|rd|th)?", re.IGNORECASE)
-_ORDINAL_SUFFIXES = ("st", "nd", "rd", "th")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 # Word separators that become a space when the vocabulary lacks them ("well-known" -> "well known").
 _SEPARATORS = frozenset("-\u2010\u2011\u2012\u2013\u2014\u2015/_")
 _WHITESPACE_RE = re.compile(r"\s+")
-
-
-@lru_cache(maxsize=1)
-def _engine() -> inflect.engine:
-    import inflect
-
-    return inflect.engine()
-
-
-def _clean(words: str) -> str:
-    """Drop the hyphens and commas inflect writes ("twenty-one, ..." -> "twenty one ...")."""
-    return " ".join(words.replace("-", " ").replace(",", " ").split())
-
-
-def _spell(number: int | str, **options: Any) -> str:
-    """inflect's ``number_to_words`` (which returns a list only when asked for one)."""
-    return cast(str, _engine().number_to_words(str(number), **options))
-
-
-def _year_to_words(year: int) -> str:
-    century, rest = divmod(year, 100)
-    if year == 2000:
-        return "two thousand"
-    if 2000 < year < 2010:
-        return f"two thousand {_spell(rest)}"
-    if rest == 0:
-        return f"{_spell(century)} hundred"
-    if rest < 10:
-        return f"{_spell(century)} oh {_spell(rest)}"
-    return _clean(_spell(year, group=2))
-
-
-def number_to_words(token: str) -> str:
-    """Spell one ASCII number in English words, in the letters+space+apostrophe alphabet.
-
-    Integers from 1100 to 2099 are read as years ("1990" -> "nineteen ninety", "1905" ->
-    "nineteen oh five", "2005" -> "two thousand five"); ordinals ("21st" -> "twenty first"),
-    decimals ("3.5" -> "three point five") and thousands separators ("1,000") are handled.
-
-    Args:
-        token: a match of ``[0-9]+(,[0-9]{3})*(.[0-9]+)?(st|nd|rd|th)?``.
-    """
-    lowered = token.lower()
-    if lowered.endswith(_ORDINAL_SUFFIXES) and "." not in lowered:
-        number = int(lowered[:-2].replace(",", ""))
-        return _clean(_spell(_engine().ordinal(str(number))))
-    if lowered.isdigit() and len(lowered) == 4 and 1100 <= int(lowered) <= 2099:
-        return _year_to_words(int(lowered))
-    return _clean(_spell(lowered.replace(",", "")))
 
 
 @lru_cache(maxsize=4096)
