@@ -7,7 +7,7 @@ STAMP := $(VENV)/.convai-installed
 PACKAGES := $(sort $(wildcard packages/convai-*))
 INSTALL_INPUTS := requirements-dev.txt $(wildcard packages/*/pyproject.toml)
 
-.PHONY: setup sysdeps demo demo-core test test-all lint
+.PHONY: setup sysdeps demo demo-core demo-tts test test-all lint
 
 setup: $(STAMP) sysdeps
 
@@ -27,14 +27,20 @@ $(STAMP): $(INSTALL_INPUTS) | $(PY)
 demo: setup
 	$(PY) tools/demo.py
 
+# TTS recipe: teacher corpus (piper voice, once) + 25 min of acoustic-model training on the CPU
+demo-tts: setup
+	$(PY) tools/demo_tts.py
+
 demo-core: setup
 	$(PY) tools/core_demo.py
 
+# Two test processes (pytest-xdist), one thread each: the machines have two cores, and most tests
+# are small models whose single process cannot keep both cores busy.
 test: setup
-	$(PY) -m pytest -q --durations=20
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=20
 
 test-all: setup
-	$(PY) -m pytest -q -m "slow or not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "slow or not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check packages tests tools benchmarks
