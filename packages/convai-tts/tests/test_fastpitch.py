@@ -207,3 +207,16 @@ def test_data_prepare_resamples_trims_and_refuses_narrowband(tmp_path: Path) -> 
         ConvaiError, match=r"narrow\.jsonl, line 1: phone\.wav is recorded at 8000 Hz"
     ):
         prepare_manifest(narrow, tmp_path / "out2")
+
+
+def test_config_typos_are_named_with_the_closest_key() -> None:
+    from convai_core.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"model\.encoder_layer\. Did you mean model\.encoder_layers"
+    ):
+        FastPitchModel({**TINY, "encoder_layer": 2})
+    with pytest.raises(ConfigError, match=r"model\.duration_predictor\.hiden\. Did you mean"):
+        FastPitchModel({**TINY, "duration_predictor": {"hiden": 8}})
+    with pytest.raises(ConfigError, match=r"model\.train_ds\.batchsize\. Did you mean"):
+        FastPitchModel({**TINY, "train_ds": {"manifest": "x", "batchsize": 2}}).train_dataloader()

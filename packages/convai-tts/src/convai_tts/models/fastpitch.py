@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from convai_core.components import build
-from convai_core.config_utils import to_plain
+from convai_core.config_utils import check_keys, to_plain
 from convai_core.errors import ConfigError
 from convai_core.models.base import ModelBase
 from convai_core.types import Axis, AxisKind, Lengths, MelSpectrogram, NeuralType, TokenIds
@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 __all__ = ["FastPitchModel"]
 
 _DATA_KEYS = ("manifest", "batch_size", "shuffle", "max_duration", "skip_bad", "num_workers")
+_MODEL_KEYS = {
+    "name", "frontend", "mel", "d_model", "heads", "encoder_layers", "decoder_layers", "ff_dim",
+    "kernel", "dropout", "decoder_dropout", "duration_predictor", "duration_loss_weight", "optim",
+    "train_ds", "validation_ds", "test_ds",
+}  # fmt: skip
 
 
 class _LengthBuckets(Sampler[list[int]]):
@@ -89,6 +94,7 @@ class FastPitchModel(ModelBase):
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
         c = self.cfg
+        check_keys("model", c, _MODEL_KEYS)
         self.mel_config = MelConfig.from_mapping(to_plain(c.get("mel")) or {})
         self.cfg.mel = self.mel_config.to_dict()
         d_model = int(c.get("d_model", 192))
@@ -103,11 +109,7 @@ class FastPitchModel(ModelBase):
             d_model, int(c.get("decoder_layers", 4)), heads, ff_dim, kernel, decoder_dropout
         )
         predictor = dict(to_plain(c.get("duration_predictor")) or {})
-        unknown = sorted(set(predictor) - {"hidden", "kernel", "dropout"})
-        if unknown:
-            raise ConfigError(
-                f"model.duration_predictor: unknown keys {unknown}; known: hidden, kernel, dropout"
-            )
+        check_keys("model.duration_predictor", predictor, {"hidden", "kernel", "dropout"})
         self.duration_predictor = DurationPredictor(d_model, **predictor)
         self.mel_out = nn.Linear(d_model, self.mel_config.n_mels)
         self._frontend: EnglishPhonemizer | None = None
@@ -215,9 +217,7 @@ class FastPitchModel(ModelBase):
 
         plain = dict(to_plain(data_cfg) or {})
         section = f"model.{self.DATA_SECTIONS[split]}"
-        unknown = sorted(set(plain) - set(_DATA_KEYS))
-        if unknown:
-            raise ConfigError(f"{section}: unknown keys {unknown}; known: {', '.join(_DATA_KEYS)}")
+        check_keys(section, plain, set(_DATA_KEYS))
         if not plain.get("manifest"):
             if split == "train":
                 raise ConfigError(f"{section}.manifest is missing: set it to a duration manifest")
