@@ -2,11 +2,12 @@
 
 Steps (each shows progress): news sentences from the Lee corpus (gensim wheel) -> a teacher
 corpus spoken by the piper voice with exact per-symbol durations (`convai tts data teacher`) ->
-`convai train model=tts/fastpitch` for DEMO_TTS_MINUTES (default 25) on 2 CPU threads -> the
+`convai train model=tts/fastpitch trainer.precision=bf16-mixed` for DEMO_TTS_MINUTES (default
+25) on 2 CPU threads -> the
 archive runs/tts_demo/voice.convai and a sample runs/tts_demo/sample.wav (Griffin-Lim vocoder).
 Judge the result with `python benchmarks/tts_quality.py --model runs/tts_demo/voice.convai`.
 
-Environment: DEMO_TTS_MINUTES, DEMO_TTS_STEPS (default 1300: the learning rate decays over them,
+Environment: DEMO_TTS_MINUTES, DEMO_TTS_STEPS (default 1800: the learning rate decays over them,
 training stops at the first of the two limits), DEMO_TTS_SENTENCES (training sentences, default 1300),
 DEMO_TTS_OUT (default runs/tts_demo), DEMO_TTS_DATA (teacher corpus, default
 $CONVAI_CACHE/tts_demo_corpus: built once, reused). Arguments are extra `convai train`
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("DEMO_TTS_OUT", ROOT / "runs" / "tts_demo"))
 MINUTES = float(os.environ.get("DEMO_TTS_MINUTES", "25"))
 # the cosine schedule decays over this many steps (about what 25 minutes allow here)
-STEPS = int(os.environ.get("DEMO_TTS_STEPS", "1300"))
+STEPS = int(os.environ.get("DEMO_TTS_STEPS", "1800"))
 SENTENCES = int(os.environ.get("DEMO_TTS_SENTENCES", "1300"))
 VALIDATION = 40
 SAMPLE = (
@@ -84,6 +85,8 @@ def main() -> int:
         f"trainer.max_steps={STEPS}",
         "trainer.max_epochs=1000",
         "trainer.accelerator=cpu",
+        # bfloat16 autocast: steps 1.45x faster on CPUs with AVX-512 bf16 (0.75 s against 1.09 s here)
+        "trainer.precision=bf16-mixed",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "trainer.log_every_n_steps=25",
