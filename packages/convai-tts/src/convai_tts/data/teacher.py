@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,7 @@ _FUNCTION_WORDS = frozenset(
     "it its he she we they i you his her our their my your me him us them this that these "
     "those do does did has have had not no so if than then there".split()
 )
+_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 _UNSTRESSED_PREFIXES = (("B", "IH"), ("D", "IH"), ("R", "IH"), ("AH",), ("IH", "N"), ("IH", "K"))
 
 
@@ -160,9 +162,7 @@ def teacher_environment(*, quiet: bool = False) -> tuple[Path, Path]:
 
 
 def _words(sentence: str) -> list[str]:
-    import re
-
-    return re.findall(r"[A-Za-z]+(?:'[A-Za-z]+)*", sentence)
+    return _WORD_RE.findall(sentence)
 
 
 def build_teacher_corpus(
