@@ -22,6 +22,14 @@ def test_plugin_registers_tasks_backbones_tokenizers_and_datasets() -> None:
         assert f"nlp/{task}" in regs["models"], task
         assert f"nlp/{task}" in regs["datasets"], task
         assert regs["models"].get(f"nlp/{task}").metadata["config"] == f"nlp/{task}"
+    for task, dataset, config in (
+        ("question_answering", "nlp/squad", "nlp/question_answering"),
+        ("glue", "nlp/glue", "nlp/glue"),
+        ("relation_extraction", "nlp/relations", "nlp/relation_extraction"),
+    ):
+        assert regs["models"].get(f"nlp/{task}").metadata["config"] == config
+        assert dataset in regs["datasets"]
+    assert "nlp/span_head" in regs["modules"]
     for backbone in ("minilm-l6-h384", "bert-base-uncased", "roberta-base", "megatron-bert-345m"):
         assert f"nlp/{backbone}" in regs["modules"]
     for key in ("nlp/hf_tokenizer", "nlp/sentencepiece", "nlp/char", "nlp/word"):
@@ -41,6 +49,7 @@ def test_listing_backbones_imports_no_torch() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "nlp/minilm-l6-h384" in result.stdout and "nlp/token_classification" in result.stdout
+    assert "nlp/question_answering" in result.stdout and "nlp/glue" in result.stdout
 
 
 def test_a_backbone_without_weights_says_what_to_download(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

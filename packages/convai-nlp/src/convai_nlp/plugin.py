@@ -31,6 +31,24 @@ def convai_register_models(registry: Registry) -> None:
         config="nlp/punctuation_capitalization",
     )
     registry.add(
+        "nlp/question_answering",
+        "convai_nlp.models.question_answering:QuestionAnsweringModel",
+        description="extractive question answering (SQuAD v1.1/v2.0) on a pretrained encoder",
+        config="nlp/question_answering",
+    )
+    registry.add(
+        "nlp/glue",
+        "convai_nlp.models.glue:GlueModel",
+        description="GLUE/SuperGLUE sentence and sentence-pair tasks, official metrics",
+        config="nlp/glue",
+    )
+    registry.add(
+        "nlp/relation_extraction",
+        "convai_nlp.models.relation_extraction:RelationExtractionModel",
+        description="relation between two marked entities (ChemProt/BLUE, SemEval-2010 Task 8)",
+        config="nlp/relation_extraction",
+    )
+    registry.add(
         "nlp/intent_slot",
         "convai_nlp.models.intent_slot:IntentSlotModel",
         description="joint intent classification and slot filling",
@@ -47,6 +65,11 @@ def convai_register_modules(registry: Registry) -> None:
         "nlp/sequence_classifier",
         "convai_nlp.modules.heads:SequenceClassifier",
         description="MLP on the [CLS] (or mean) vector: one class per sequence",
+    )
+    registry.add(
+        "nlp/span_head",
+        "convai_nlp.modules.heads:SpanHead",
+        description="start and end scores of an answer span at every token (extractive QA)",
     )
     registry.add(
         "nlp/token_classifier",
@@ -91,6 +114,21 @@ def convai_register_datasets(registry: Registry) -> None:
         "nlp/punctuation_capitalization",
         "convai_nlp.data.datasets:punctuation_capitalization_dataset",
         description="text.txt + labels.txt with two-character labels (mark + case), NeMo format",
+    )
+    registry.add(
+        "nlp/glue",
+        "convai_nlp.data.glue:glue_dataset",
+        description="a GLUE/SuperGLUE task's file in its distributed format (TSV or JSON lines)",
+    )
+    registry.add(
+        "nlp/relations",
+        "convai_nlp.data.relations:relation_dataset",
+        description="entity-marked sentences + relation label (ChemProt/BLUE TSV, SemEval-2010)",
+    )
+    registry.add(
+        "nlp/squad",
+        "convai_nlp.data.squad:squad_dataset",
+        description="SQuAD v1.1/v2.0 JSON: question + context windows with answer positions",
     )
     registry.add(
         "nlp/intent_slot",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-def task_config(task: str, **overrides: Any) -> Any:
+def task_config(task: str, /, **overrides: Any) -> Any:
     """The shipped config of ``nlp/<task>`` with dotted ``overrides`` applied."""
     from omegaconf import OmegaConf
 

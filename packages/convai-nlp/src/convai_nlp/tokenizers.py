@@ -28,6 +28,8 @@ __all__ = [
     "CharTokenizer",
     "Encoded",
     "HFTokenizer",
+    "PairLayout",
+    "Pieces",
     "SentencePieceTokenizer",
     "WordTokenizer",
     "case_class",
@@ -68,6 +70,7 @@ class Encoded:
     ids: list[int]
     word_ids: list[int | None]
     case_ids: list[int]
+    type_ids: list[int] | None = None
 
     def cut(self, limit: int) -> Encoded:
         """The first ``limit - 1`` tokens and the closing special token."""
@@ -77,7 +80,78 @@ class Encoded:
             [*self.ids[: limit - 1], self.ids[-1]],
             [*self.word_ids[: limit - 1], None],
             [*self.case_ids[: limit - 1], 0],
+            None if self.type_ids is None else [*self.type_ids[: limit - 1], self.type_ids[-1]],
         )
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """Sub-tokens of one text without special tokens, with where each came from.
+
+    Attributes:
+        ids: token ids.
+        offsets: ``(start, end)`` character span of each token in the text.
+        case_ids: the :func:`case_class` of each token's text.
+    """
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    case_ids: list[int]
+
+
+@dataclass(frozen=True)
+class PairLayout:
+    """Where a tokenizer puts its special tokens around a pair of texts (``A`` and ``B``).
+
+    BERT: ``[CLS] A [SEP] B [SEP]`` with segment 0 up to the first ``[SEP]`` and 1 after;
+    RoBERTa: ``<s> A </s></s> B </s>``, one segment.
+
+    Attributes:
+        prefix, middle, suffix: special token ids before ``A``, between, after ``B``.
+        prefix_types, middle_types, suffix_types: their segment ids.
+        type_a, type_b: the segment id of ``A``'s and of ``B``'s tokens.
+    """
+
+    prefix: list[int]
+    middle: list[int]
+    suffix: list[int]
+    prefix_types: list[int]
+    middle_types: list[int]
+    suffix_types: list[int]
+    type_a: int
+    type_b: int
+
+    @property
+    def num_special(self) -> int:
+        return len(self.prefix) + len(self.middle) + len(self.suffix)
+
+    def join(self, a: Pieces, b: Pieces) -> Encoded:
+        """``A`` and ``B`` (already cut to fit) as one encoder input; word ids are token
+        indices into ``A`` and into ``B``."""
+        ids = [*self.prefix, *a.ids, *self.middle, *b.ids, *self.suffix]
+        types = [
+            *self.prefix_types,
+            *[self.type_a] * len(a.ids),
+            *self.middle_types,
+            *[self.type_b] * len(b.ids),
+            *self.suffix_types,
+        ]
+        nones: list[int | None] = [None]
+        words = [
+            *nones * len(self.prefix),
+            *range(len(a.ids)),
+            *nones * len(self.middle),
+            *range(len(b.ids)),
+            *nones * len(self.suffix),
+        ]
+        cases = [
+            *[0] * len(self.prefix),
+            *a.case_ids,
+            *[0] * len(self.middle),
+            *b.case_ids,
+            *[0] * len(self.suffix),
+        ]
+        return Encoded(ids, words, cases, types)
 
 
 class HFTokenizer:
@@ -118,6 +192,7 @@ class HFTokenizer:
         self.unk_id = self._special("[UNK]", "<unk>")
         self._continuation = "##" if any(t.startswith("##") for t in self._tokens[:5000]) else None
         probe = self._tokenizer.encode("a", add_special_tokens=True)
+        self._layout: PairLayout | None = None
         self.num_special = len(probe.ids) - len(
             self._tokenizer.encode("a", add_special_tokens=False).ids
         )
@@ -185,6 +260,84 @@ class HFTokenizer:
             ]
             result.append(Encoded(list(e.ids), list(e.word_ids), cases))
         return result
+
+    def pieces(self, texts: Sequence[str]) -> list[Pieces]:
+        """Sub-tokens of whole texts without special tokens, with character offsets."""
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [
+            Pieces(
+                list(e.ids),
+                [(int(a), int(b)) for a, b in e.offsets],
+                [case_class(text[a:b]) for a, b in e.offsets],
+            )
+            for text, e in zip(texts, encodings, strict=True)
+        ]
+
+    @property
+    def pair_layout(self) -> PairLayout:
+        """The tokenizer's special tokens and segment ids around a pair of texts."""
+        if self._layout is None:
+            probe = self._tokenizer.encode("a", "b", add_special_tokens=True)
+            where = list(probe.sequence_ids)
+            first_a, first_b = where.index(0), where.index(1)
+            last_a, last_b = (
+                len(where) - 1 - where[::-1].index(0),
+                len(where) - 1 - where[::-1].index(1),
+            )
+            ids, types = list(probe.ids), list(probe.type_ids)
+            self._layout = PairLayout(
+                prefix=ids[:first_a],
+                middle=ids[last_a + 1 : first_b],
+                suffix=ids[last_b + 1 :],
+                prefix_types=types[:first_a],
+                middle_types=types[last_a + 1 : first_b],
+                suffix_types=types[last_b + 1 :],
+                type_a=types[first_a],
+                type_b=types[first_b],
+            )
+        return self._layout
+
+    def encode_pairs(
+        self, firsts: Sequence[str], seconds: Sequence[str], *, max_first: int | None = None
+    ) -> list[Encoded]:
+        """Encoder inputs of text pairs (sentence pairs, question and passage), cut to fit.
+
+        The longer side loses tokens from its end until the pair fits ``max_length``;
+        ``max_first`` caps the first text beforehand (a question, say).
+        """
+        if len(firsts) != len(seconds):
+            raise ValueError(f"{len(firsts)} first texts but {len(seconds)} second texts")
+        layout = self.pair_layout
+        budget = self.max_length - layout.num_special
+        result = []
+        for a, b in zip(self.pieces(firsts), self.pieces(seconds), strict=True):
+            n_a, n_b = len(a.ids), len(b.ids)
+            if max_first is not None:
+                n_a = min(n_a, max_first)
+            n_a, n_b = _fit_longest_first(n_a, n_b, budget)
+            result.append(layout.join(_head(a, n_a), _head(b, n_b)))
+        return result
+
+
+def _fit_longest_first(n_a: int, n_b: int, budget: int) -> tuple[int, int]:
+    """Token counts of a pair cut to ``budget``, one token at a time from the longer side."""
+    excess = n_a + n_b - budget
+    if excess <= 0:
+        return n_a, n_b
+    cut = min(excess, abs(n_a - n_b))
+    if n_a > n_b:
+        n_a -= cut
+    else:
+        n_b -= cut
+    excess -= cut
+    return n_a - excess // 2, n_b - (excess - excess // 2)
+
+
+def _head(pieces: Pieces, count: int) -> Pieces:
+    """The first ``count`` tokens of ``pieces``."""
+    if count >= len(pieces.ids):
+        return pieces
+    return Pieces(pieces.ids[:count], pieces.offsets[:count], pieces.case_ids[:count])
 
 
 def _read_lines(files: Iterable[str | os.PathLike[str]], key: str) -> list[str]:

@@ -1,7 +1,8 @@
 """Batches of token sequences: padding and a length-bucketing, DDP-aware batch sampler.
 
 A dataset item is a dict with ``input_ids`` (a list of ints) and label fields, each an int (one
-label per sequence) or a list of ints aligned to ``input_ids`` (``-100``: no label there).
+label per sequence), a float (one regression target) or a list of ints aligned to
+``input_ids`` (``-100``: no label there).
 :func:`collate` turns a list of items into the batch dict:
 
 ===================  ==========  =====================================================
@@ -10,7 +11,8 @@ key                  shape       meaning
 ``input_ids``        (B, T)      token ids, padded with the tokenizer's pad id
 ``attention_mask``   (B, T)      1 on real tokens, 0 on padding
 ``case_ids``         (B, T)      letter case of each token's text (0 on specials and padding)
-``<label field>``    (B,)        one class id per sequence
+``token_type_ids``   (B, T)      segment of each token of a text pair (items that have it)
+``<label field>``    (B,)        one class id per sequence (long), or one score (float)
 ``<label field>``    (B, T)      one class id per token, ``-100`` where there is none
 ===================  ==========  =====================================================
 
@@ -28,7 +30,7 @@ import torch
 
 IGNORE_INDEX = -100
 #: Per-token input fields (not labels), padded with 0.
-INPUT_FIELDS = ("case_ids",)
+INPUT_FIELDS = ("case_ids", "token_type_ids")
 
 
 def collate(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -46,6 +48,8 @@ def collate(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Ten
             continue
         if isinstance(value, int):
             batch[key] = torch.tensor([item[key] for item in items], dtype=torch.long)
+        elif isinstance(value, float):  # a regression target
+            batch[key] = torch.tensor([item[key] for item in items], dtype=torch.float32)
         else:
             fill = 0 if key in INPUT_FIELDS else IGNORE_INDEX
             padded = torch.full((len(items), longest), fill, dtype=torch.long)

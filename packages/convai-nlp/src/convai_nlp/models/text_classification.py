@@ -32,13 +32,13 @@ class TextClassificationModel(TransformerTaskModel):
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
-        self.labels = self.label_list(
-            "labels",
-            lambda: infer_labels(
-                [[label] for _, label in read_text_classification(self.train_file("file"))]
-            ),
-        )
+        self.labels = self.label_list("labels", self._infer_labels)
         self.head = self.build_head("head", "nlp/sequence_classifier", len(self.labels))
+
+    def _infer_labels(self) -> list[str]:
+        """The sorted labels of the training file (when the config gives none)."""
+        rows = read_text_classification(self.train_file("file"))
+        return infer_labels([[label] for _, label in rows])
 
     @property
     def output_ports(self) -> Mapping[str, NeuralType]:
@@ -66,11 +66,22 @@ class TextClassificationModel(TransformerTaskModel):
         logits = self(*self.inputs(batch)).float()
         loss = torch.nn.functional.cross_entropy(logits, batch["label"])
         self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=len(logits))
-        pairs = zip(batch["label"].tolist(), logits.argmax(-1).tolist(), strict=True)
-        self._val_outputs.extend(pairs)
+        rows = zip(
+            batch["index"].tolist(),
+            batch["label"].tolist(),
+            logits.argmax(-1).tolist(),
+            strict=True,
+        )
+        self._val_outputs.extend(rows)
+
+    def validation_pairs(self) -> list[tuple[int, int]]:
+        """(true, predicted) class ids of the validation items, each once (DDP ranks may
+        repeat an item to even out their batches)."""
+        unique = {index: (t, p) for index, t, p in self.gather_objects(self._val_outputs)}
+        return [unique[i] for i in sorted(unique)]
 
     def on_validation_epoch_end(self) -> None:
-        pairs = self.gather_objects(self._val_outputs)
+        pairs = self.validation_pairs()
         if not pairs:
             return
         report = classification_report(

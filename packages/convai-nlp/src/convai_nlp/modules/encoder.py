@@ -24,6 +24,11 @@ def attention_mask_port() -> NeuralType:
     return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), Mask())
 
 
+def token_type_ids_port(optional: bool = True) -> NeuralType:
+    """Segment ids of a text pair (0: first text, 1: second), as BERT's pair inputs."""
+    return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), TokenIds(), optional=optional)
+
+
 def case_ids_port(optional: bool = True) -> NeuralType:
     return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), TokenIds(), optional=optional)
 
@@ -38,7 +43,10 @@ class TransformerEncoder(nn.Module):
         init: ``pretrained`` loads the weights from the folder; ``config`` builds the
             architecture from ``hf_config`` with fresh weights (what a restored archive does
             before loading its own weights).
-        hf_config: the Hugging Face config as a dict (needed when ``init`` is ``config``).
+        hf_config: the Hugging Face config as a dict, for ``init: config``. Laid over the
+            catalog entry's own architecture when it has one
+            (:attr:`~convai_nlp.backbones.BackboneSpec.hf_config`: then it may be left out, or
+            give only the keys to change); needed in full otherwise.
         hidden_dropout: overrides the config's ``hidden_dropout_prob`` when set.
         attention_dropout: overrides ``attention_probs_dropout_prob`` when set.
         case_embedding: add a learned vector per letter case class
@@ -48,7 +56,8 @@ class TransformerEncoder(nn.Module):
             the pretrained encoder unchanged.
 
     Shapes:
-        input_ids (B, T), attention_mask (B, T), case_ids (B, T) optional -> hidden (B, T, H).
+        input_ids (B, T), attention_mask (B, T), case_ids (B, T) optional, token_type_ids
+        (B, T) optional -> hidden (B, T, H).
     """
 
     def __init__(
@@ -64,7 +73,7 @@ class TransformerEncoder(nn.Module):
         super().__init__()
         import transformers
 
-        from convai_nlp.backbones import backbone_folder, read_hf_config
+        from convai_nlp.backbones import CATALOG, backbone_folder, read_hf_config
 
         if init not in INIT_MODES:
             raise ConfigError(f"model.backbone.init={init!r}: use one of {', '.join(INIT_MODES)}")
@@ -74,12 +83,16 @@ class TransformerEncoder(nn.Module):
             self.folder = backbone_folder(catalog_name, path)
             config_dict = read_hf_config(self.folder)
         else:
-            if not hf_config:
+            spec = CATALOG.get(catalog_name)
+            architecture = spec.hf_config if spec is not None else None
+            if not hf_config and not architecture:
                 raise ConfigError(
                     "model.backbone.init=config needs model.backbone.hf_config (the Hugging Face "
-                    "config of the encoder); use init=pretrained to load a folder."
+                    f"config of the encoder; the catalog has none for nlp/{catalog_name}); use "
+                    "init=pretrained to load a folder."
                 )
-            config_dict = dict(hf_config)
+            # the catalog's architecture, with what the config gives laid over it
+            config_dict = {**dict(architecture or {}), **dict(hf_config or {})}
         self.hf_config: dict[str, Any] = dict(config_dict)
         overrides: dict[str, Any] = {}
         if hidden_dropout is not None:
@@ -115,6 +128,7 @@ class TransformerEncoder(nn.Module):
         self.model.train()  # from_pretrained returns it in eval mode (dropout off)
         self.hidden_size = int(config.hidden_size)
         self.max_positions = int(getattr(config, "max_position_embeddings", 512))
+        self.type_vocab_size = int(getattr(config, "type_vocab_size", 0) or 0)
         self.case_embedding: nn.Embedding | None = None
         if case_embedding:
             from convai_nlp.tokenizers import NUM_CASES
@@ -128,6 +142,7 @@ class TransformerEncoder(nn.Module):
             "input_ids": token_ids_port(),
             "attention_mask": attention_mask_port(),
             "case_ids": case_ids_port(),
+            "token_type_ids": token_type_ids_port(),
         }
 
     @property
@@ -154,18 +169,25 @@ class TransformerEncoder(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         case_ids: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> hidden (B, T, H).
+        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T), token_type_ids
+        (B, T) -> hidden (B, T, H).
 
-        ``case_ids`` are used when the encoder has a case embedding (and then required).
+        ``case_ids`` are used when the encoder has a case embedding (and then required);
+        ``token_type_ids`` (the segment of each token of a text pair) when given and the
+        architecture has segments (BERT does, DistilBERT does not).
         """
+        extra = {}
+        if token_type_ids is not None and self.type_vocab_size > 1:
+            extra["token_type_ids"] = token_type_ids
         if self.case_embedding is None:
-            output = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            output = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)
         else:
             if case_ids is None:
                 raise ValueError("this encoder has a case embedding: pass case_ids too")
             embeddings = self.model.get_input_embeddings()(input_ids)  # (B, T) -> (B, T, H)
             embeddings = embeddings + self.case_embedding(case_ids)
-            output = self.model(inputs_embeds=embeddings, attention_mask=attention_mask)
+            output = self.model(inputs_embeds=embeddings, attention_mask=attention_mask, **extra)
         hidden: torch.Tensor = output.last_hidden_state
         return hidden

@@ -1,4 +1,4 @@
-"""Task heads on an encoder's token vectors: one class per sequence, or one per token."""
+"""Task heads on an encoder's token vectors: one class per sequence or per token, or answer spans."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from convai_core.errors import ConfigError
 from convai_core.types import Axis, AxisKind, EncodedRepresentation, Logits, Mask, NeuralType
 
 POOLING = ("cls", "mean")
+#: Score of padding positions in span heads (far below any real score, finite for fp16).
+MASKED_SCORE = -1.0e4
 
 
 def _mlp(hidden_size: int, num_classes: int, num_layers: int, dropout: float) -> nn.Sequential:
@@ -29,6 +31,10 @@ def _hidden_port(hidden_size: int) -> NeuralType:
         (Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN), Axis(AxisKind.CHANNEL, hidden_size)),
         EncodedRepresentation(),
     )
+
+
+def _mask_port() -> NeuralType:
+    return NeuralType((Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), Mask(), optional=True)
 
 
 class SequenceClassifier(nn.Module):
@@ -63,9 +69,7 @@ class SequenceClassifier(nn.Module):
     def input_ports(self) -> Mapping[str, NeuralType]:
         return {
             "hidden": _hidden_port(self.hidden_size),
-            "attention_mask": NeuralType(
-                (Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN)), Mask(), optional=True
-            ),
+            "attention_mask": _mask_port(),
         }
 
     @property
@@ -115,3 +119,44 @@ class TokenClassifier(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.mlp(hidden)
         return logits
+
+
+class SpanHead(nn.Module):
+    """Start and end scores of an answer span at every token (extractive QA).
+
+    Args:
+        hidden_size: encoder width (given by the model).
+        num_layers: layers of the MLP (1: a linear layer to the two scores).
+        dropout: dropout before each layer.
+
+    Shapes:
+        hidden (B, T, H), attention_mask (B, T) -> start_logits (B, T), end_logits (B, T);
+        padding positions score :data:`MASKED_SCORE`.
+    """
+
+    def __init__(self, hidden_size: int, num_layers: int = 1, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.mlp = _mlp(hidden_size, 2, int(num_layers), float(dropout))
+
+    @property
+    def input_ports(self) -> Mapping[str, NeuralType]:
+        return {
+            "hidden": _hidden_port(self.hidden_size),
+            "attention_mask": _mask_port(),
+        }
+
+    @property
+    def output_ports(self) -> Mapping[str, NeuralType]:
+        axes = (Axis(AxisKind.BATCH), Axis(AxisKind.TOKEN))
+        return {
+            "start_logits": NeuralType(axes, Logits()),
+            "end_logits": NeuralType(axes, Logits()),
+        }
+
+    def forward(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.mlp(hidden).float()  # (B, T, H) -> (B, T, 2)
+        scores = scores.masked_fill(attention_mask.unsqueeze(-1) == 0, MASKED_SCORE)
+        return scores[..., 0], scores[..., 1]
