@@ -35,12 +35,14 @@ demo-core: setup
 	$(PY) tools/core_demo.py
 
 # Two test processes (pytest-xdist), one thread each: the machines have two cores, and most tests
-# are small models whose single process cannot keep both cores busy.
+# are small models whose single process cannot keep both cores busy. A module marked
+# pytest.mark.xdist_group runs on one process (--dist loadgroup): its module-scoped trained model
+# is built once; the other tests are spread over both.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=20
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup --durations=20
 
 test-all: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "slow or not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadgroup -m "slow or not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check packages tests tools benchmarks
