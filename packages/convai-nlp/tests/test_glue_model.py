@@ -13,9 +13,6 @@ import torch
 
 from convai_nlp.testing import fit_quietly, task_config
 
-# one process builds the module's trained model (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_glue_model")
-
 
 def _pairs(squad_file: Path, count: int, seed: int) -> list[Any]:
     """Question-sentence pairs in QNLI's labels from real SQuAD text: half pair a question with

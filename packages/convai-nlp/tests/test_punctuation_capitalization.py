@@ -11,9 +11,6 @@ import torch
 
 from convai_nlp.testing import fit_quietly, subset, task_config
 
-# one process builds the module's trained model (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_punctuation_capitalization")
-
 
 @pytest.fixture(scope="module")
 def punct(corpus_dir: Path) -> dict[str, Any]:

@@ -24,9 +24,6 @@ from convai_nlp.data.squad import (
 from convai_nlp.errors import DataError
 from convai_nlp.testing import fit_quietly, task_config
 
-# one process builds the module's trained model (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_question_answering")
-
 
 def _squad(path: Path, paragraphs: list[dict[str, Any]]) -> Path:
     path.write_text(

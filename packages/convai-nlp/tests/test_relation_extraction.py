@@ -17,9 +17,6 @@ import torch
 
 from convai_nlp.testing import fit_quietly, task_config
 
-# one process builds the module's trained model (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_relation_extraction")
-
 TRAIN_VERBS = {
     "CPR:4": ["inhibits", "suppresses", "blocks", "decreases the activity of"],
     "CPR:3": ["activates", "stimulates", "upregulates", "increases the activity of"],

@@ -10,9 +10,6 @@ import torch
 
 from convai_nlp.testing import fit_quietly, subset, task_config
 
-# one process builds the module's trained model (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_text_classification")
-
 
 @pytest.fixture(scope="module")
 def sentiment(corpus_dir: Path) -> dict[str, Any]:

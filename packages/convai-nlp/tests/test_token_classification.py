@@ -11,9 +11,6 @@ import torch
 from convai_nlp.testing import fit_quietly as fit
 from convai_nlp.testing import task_config as config
 
-# one process builds the module's trained model (make test: --dist loadgroup)
-pytestmark = pytest.mark.xdist_group("test_token_classification")
-
 
 @pytest.fixture(scope="module")
 def ner(conll: dict[str, Path]) -> dict[str, Any]:
