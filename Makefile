@@ -35,14 +35,12 @@ demo-core: setup
 	$(PY) tools/core_demo.py
 
 # Two test processes (pytest-xdist), one thread each: the machines have two cores, and most tests
-# are small models whose single process cannot keep both cores busy. --dist loadscope keeps a
-# module on one process, so a module-scoped trained model is built once (810 s of tests against
-# 996 s when modules were split; pytest-xdist 3.8's loadgroup does not work with pytest 9).
+# are small models whose single process cannot keep both cores busy.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadscope --durations=20
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=20
 
 test-all: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadscope -m "slow or not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "slow or not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check packages tests tools benchmarks
