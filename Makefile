@@ -27,7 +27,7 @@ $(STAMP): $(INSTALL_INPUTS) | $(PY)
 demo: setup
 	$(PY) tools/demo.py
 
-# TTS recipe: teacher corpus (piper voice, once) + 25 min of acoustic-model training on the CPU
+# TTS recipe: teacher corpus (piper voice, once) + 28 min of acoustic-model training on the CPU
 demo-tts: setup
 	$(PY) tools/demo_tts.py
 

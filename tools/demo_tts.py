@@ -2,13 +2,16 @@
 
 Steps (each shows progress): news sentences from the Lee corpus (gensim wheel) -> a teacher
 corpus spoken by the piper voice with exact per-symbol durations (`convai tts data teacher`) ->
-`convai train model=tts/fastpitch trainer.precision=bf16-mixed` for DEMO_TTS_MINUTES (default
-25) on 2 CPU threads -> the
+`convai train model=tts/fastpitch` for DEMO_TTS_MINUTES (default 28) on 2 CPU threads, in
+bfloat16 autocast where the CPU has bf16 instructions (AVX512-BF16 or AMX; elsewhere bf16 is
+emulated and many times slower, so fp32) -> the
 archive runs/tts_demo/voice.convai and a sample runs/tts_demo/sample.wav (Griffin-Lim vocoder).
 Judge the result with `python benchmarks/tts_quality.py --model runs/tts_demo/voice.convai`.
 
-Environment: DEMO_TTS_MINUTES, DEMO_TTS_STEPS (default 1800: the learning rate decays over them,
-training stops at the first of the two limits), DEMO_TTS_SENTENCES (training sentences, default 1300),
+Environment: DEMO_TTS_MINUTES, DEMO_TTS_STEPS (the learning rate decays over them, training stops
+at the first of the two limits; default: as many as the minutes allow at the step time measured
+on this machine before training), DEMO_TTS_PRECISION (default: bf16-mixed or 32 as above),
+DEMO_TTS_SENTENCES (training sentences, default 1300),
 DEMO_TTS_OUT (default runs/tts_demo), DEMO_TTS_DATA (teacher corpus, default
 $CONVAI_CACHE/tts_demo_corpus: built once, reused). Arguments are extra `convai train`
 overrides (`python tools/demo_tts.py model.optim.lr=2e-3`).
@@ -25,9 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(os.environ.get("DEMO_TTS_OUT", ROOT / "runs" / "tts_demo"))
-MINUTES = float(os.environ.get("DEMO_TTS_MINUTES", "25"))
-# the cosine schedule decays over this many steps (about what 25 minutes allow here)
-STEPS = int(os.environ.get("DEMO_TTS_STEPS", "1800"))
+MINUTES = float(os.environ.get("DEMO_TTS_MINUTES", "28"))
+# the cosine schedule decays over this many steps (default: measured, see measured_steps)
+STEPS = int(os.environ.get("DEMO_TTS_STEPS", "0"))
 SENTENCES = int(os.environ.get("DEMO_TTS_SENTENCES", "1300"))
 VALIDATION = 40
 SAMPLE = (
@@ -63,6 +66,48 @@ def teacher_corpora() -> tuple[Path, Path]:
     return manifests[0], manifests[1]
 
 
+def cpu_has_bf16() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch
+    emulates it and an autocast step is many times slower than fp32 (25 s against ~1 s on an
+    AVX2-only EPYC)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def measured_steps(train_manifest: Path, precision: str, minutes: float) -> int:
+    """How many training steps fit in ``minutes``: a few steps of the shipped model on a real
+    batch are timed first (validation and checkpoints take ~8% of a run on top)."""
+    import torch
+
+    from convai_core.train import compose_config
+    from convai_tts.data.dataset import DurationDataset, collate_durations
+    from convai_tts.models.fastpitch import FastPitchModel
+
+    cfg = compose_config(["model=tts/fastpitch", f"model.train_ds.manifest={train_manifest}"])
+    model = FastPitchModel(cfg.model)
+    dataset = DurationDataset(train_manifest, model.mel_config, symbols=model.symbols)
+    # training batches hold clips of similar length (length buckets): time one of median length
+    order = sorted(range(len(dataset)), key=dataset.frames)
+    middle = len(order) // 2
+    batch = collate_durations([dataset[i] for i in order[max(0, middle - 8) : middle + 8]])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    dtype = torch.bfloat16 if precision.startswith("bf16") else None
+    times = []
+    for _ in range(4):
+        began = time.perf_counter()
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = model.losses(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - began)
+    step = sorted(times[1:])[1]  # the median of the steps after the first
+    return max(100, int(minutes * 60 * 0.92 / step))
+
+
 def main() -> int:
     from convai_core.progress import ProgressLines
     from convai_core.train import compose_config, train
@@ -77,16 +122,19 @@ def main() -> int:
         shutil.rmtree(OUT / "experiments")
     seconds = int(MINUTES * 60)
     hours, rest = divmod(seconds, 3600)
+    precision = os.environ.get("DEMO_TTS_PRECISION") or ("bf16-mixed" if cpu_has_bf16() else "32")
+    steps = STEPS or measured_steps(train_manifest, precision, MINUTES)
+    print(f"demo-tts: precision {precision}, learning rate decaying over {steps} steps")
     overrides = [
         "model=tts/fastpitch",
         f"model.train_ds.manifest={train_manifest}",
         f"model.validation_ds.manifest={validation_manifest}",
         f"trainer.max_time=00:{hours:02d}:{rest // 60:02d}:{rest % 60:02d}",
-        f"trainer.max_steps={STEPS}",
+        f"trainer.max_steps={steps}",
         "trainer.max_epochs=1000",
         "trainer.accelerator=cpu",
-        # bfloat16 autocast: steps 1.45x faster on CPUs with AVX-512 bf16 (0.75 s against 1.09 s here)
-        "trainer.precision=bf16-mixed",
+        # bfloat16 autocast: steps 1.45x faster on CPUs with AVX-512 bf16 (0.75 s against 1.09 s)
+        f"trainer.precision={precision}",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
         "trainer.log_every_n_steps=25",

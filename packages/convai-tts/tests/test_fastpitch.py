@@ -220,3 +220,19 @@ def test_config_typos_are_named_with_the_closest_key() -> None:
         FastPitchModel({**TINY, "duration_predictor": {"hiden": 8}})
     with pytest.raises(ConfigError, match=r"model\.train_ds\.batchsize\. Did you mean"):
         FastPitchModel({**TINY, "train_ds": {"manifest": "x", "batchsize": 2}}).train_dataloader()
+
+
+def test_the_frontend_sets_the_symbol_inventory(tmp_path: Path) -> None:
+    """A Mandarin frontend gives the model its pinyin inventory; the model speaks Chinese text
+    sentence by sentence, and the frontend travels in the archive."""
+    from convai_core.models.base import ModelBase
+    from convai_tts.text.mandarin import MandarinPhonemizer
+
+    model = FastPitchModel({**TINY, "frontend": {"name": "tts/mandarin_pinyin"}})
+    assert model.embedding.num_embeddings == len(MandarinPhonemizer.SYMBOLS) > 200
+    english = FastPitchModel(TINY)
+    assert english.embedding.num_embeddings == len(english.frontend.tokens)
+    mels = list(model.mels("你好，今天天气怎么样？我很好。"))
+    assert len(mels) == 2 and all(m.shape[0] == 80 for m in mels)
+    restored = ModelBase.restore_from(model.save_to(tmp_path / "zh.convai"))
+    assert restored.frontend.tokens == model.frontend.tokens

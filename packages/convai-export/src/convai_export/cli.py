@@ -58,13 +58,18 @@ def export_main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--max-batch", type=int, help="trt-onnx profile / triton max batch size")
     parser.add_argument("--name", help="triton: model name in the repository")
+    parser.add_argument(
+        "--part",
+        help="for models exported as several graphs, which one (the export_spec option part; "
+        "tts/tacotron2: encoder, decoder or postnet)",
+    )
     args = parser.parse_args(argv)
 
     from convai_core.models import ModelBase
 
     model = ModelBase.restore_from(args.model)
     options: dict[str, object] = {"force": args.force}
-    for key in ("opset", "tolerance", "verify_audio", "static_shape", "name"):
+    for key in ("opset", "tolerance", "verify_audio", "static_shape", "name", "part"):
         value = getattr(args, key)
         if value is not None:
             options[key] = value

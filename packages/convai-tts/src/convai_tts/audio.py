@@ -17,7 +17,7 @@ from torch import nn
 
 from convai_core.errors import ConfigError
 
-__all__ = ["GriffinLim", "MelConfig", "MelSpectrogram"]
+__all__ = ["GriffinLim", "MelConfig", "MelSpectrogram", "pitch_track", "symbol_pitch"]
 
 LOG_FLOOR = 1e-5
 
@@ -131,3 +131,82 @@ class GriffinLim(nn.Module):
         peak = audio.abs().amax(dim=-1, keepdim=True).clamp(min=1e-4)
         audio = audio * torch.clamp(0.95 / peak, max=1.0)
         return audio.squeeze(0) if squeeze else audio
+
+
+def pitch_track(
+    audio: torch.Tensor,
+    cfg: MelConfig | None = None,
+    *,
+    f_min: float = 60.0,
+    f_max: float = 500.0,
+    threshold: float = 0.15,
+) -> torch.Tensor:
+    """Fundamental frequency (Hz) of each mel frame of ``audio`` (samples,), 0 where unvoiced.
+
+    YIN (de Cheveigné and Kawahara, 2002) on frames of ``n_fft`` samples placed like
+    :class:`MelSpectrogram`'s, so frame ``i`` of the pitch track is frame ``i`` of the mel: the
+    squared-difference function over half a frame (computed with FFTs), normalized by its
+    running mean; the period is the first lag between ``1 / f_max`` and ``1 / f_min`` where
+    that falls under ``threshold`` and stops falling, refined by a parabola. A frame with no
+    such lag, or one 40 dB quieter than the loudest frame, is unvoiced.
+    """
+    cfg = cfg or MelConfig()
+    audio = audio.float().reshape(-1)
+    size, hop = cfg.n_fft, cfg.hop_length
+    pad = (size - hop) // 2
+    mode = "reflect" if audio.numel() > pad else "constant"
+    padded = nn.functional.pad(audio[None, None], (pad, pad), mode=mode)[0, 0]
+    if padded.numel() < size:
+        padded = nn.functional.pad(padded, (0, size - padded.numel()))
+    frames = padded.unfold(0, size, hop)  # (F, size)
+    window = size // 2
+    lag_max = int(cfg.sample_rate / f_min)
+    lag_min = max(int(cfg.sample_rate / f_max), 2)
+    if lag_max > window - 2 or lag_min >= lag_max:
+        raise ConfigError(
+            f"pitch_track: frames of n_fft={size} samples at {cfg.sample_rate} Hz are too short "
+            f"for pitch down to f_min={f_min:g} Hz (or f_min >= f_max); use n_fft >= "
+            f"{2 * (lag_max + 2)} or a higher f_min"
+        )
+    head = frames[:, :window]
+    # r(tau) = sum_j x_j x_{j+tau} for j < window, by FFT
+    length = 2 * size
+    spectrum = torch.fft.rfft(frames, length) * torch.conj(torch.fft.rfft(head, length))
+    r = torch.fft.irfft(spectrum, length)[:, :window]
+    energy = torch.cumsum(nn.functional.pad(frames**2, (1, 0)), dim=1)  # prefix sums
+    lags = torch.arange(window)
+    e_tau = energy[:, lags + window] - energy[:, lags]  # sum of x_{j+tau}^2, j < window
+    difference = (energy[:, window : window + 1] + e_tau - 2.0 * r).clamp(min=0.0)
+    running = torch.cumsum(difference[:, 1:], dim=1) / torch.arange(1, window)
+    normalized = torch.ones_like(difference)
+    normalized[:, 1:] = difference[:, 1:] / running.clamp(min=1e-12)
+    part = normalized[:, lag_min : lag_max + 2]
+    dip = (part[:, :-1] < threshold) & (part[:, :-1] <= part[:, 1:])
+    found = dip.any(dim=1)
+    first = dip.float().argmax(dim=1)
+    tau = (first + lag_min).clamp(min=1, max=window - 2)
+    rows = torch.arange(frames.shape[0])
+    left, centre, right = (normalized[rows, tau + k] for k in (-1, 0, 1))
+    curvature = left - 2.0 * centre + right
+    shift = torch.where(curvature.abs() > 1e-9, 0.5 * (left - right) / curvature, 0.0)
+    period = tau.float() + shift.clamp(-1.0, 1.0)
+    loudness = frames.pow(2).mean(dim=1)
+    loud = loudness > loudness.max() * 1e-4
+    return torch.where(found & loud, cfg.sample_rate / period, torch.zeros_like(period))
+
+
+def symbol_pitch(frame_pitch: torch.Tensor, durations: torch.Tensor) -> torch.Tensor:
+    """Mean pitch (Hz) of each symbol's voiced frames (0 for a symbol with none).
+
+    Args:
+        frame_pitch: (F,) pitch of each frame, 0 where unvoiced.
+        durations: (T,) frames of each symbol, summing to at most F.
+    """
+    owner = torch.repeat_interleave(torch.arange(durations.numel()), durations.long())
+    values = frame_pitch[: owner.numel()]
+    if values.numel() < owner.numel():  # durations past the track's end: those frames unvoiced
+        values = nn.functional.pad(values, (0, owner.numel() - values.numel()))
+    voiced = (values > 0).float()
+    total = torch.zeros(durations.numel()).index_add_(0, owner, values * voiced)
+    count = torch.zeros(durations.numel()).index_add_(0, owner, voiced)
+    return torch.where(count > 0, total / count.clamp(min=1.0), torch.zeros_like(total))

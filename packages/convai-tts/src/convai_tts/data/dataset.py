@@ -22,12 +22,11 @@ import torch
 from torch.utils.data import Dataset
 
 from convai_core.errors import ConvaiError
-from convai_tts.audio import MelConfig, MelSpectrogram
+from convai_tts.audio import MelConfig, MelSpectrogram, pitch_track, symbol_pitch
 from convai_tts.text.symbols import SYMBOLS, WORD_GAP
 
 __all__ = ["DurationDataset", "collate_durations", "read_audio"]
 
-_IDS = {symbol: i for i, symbol in enumerate(SYMBOLS)}
 # frames a clip may differ from the sum of its durations (rounding at the clip's end)
 _SLACK_FRAMES = 2
 
@@ -73,6 +72,9 @@ class DurationDataset(Dataset[dict[str, Any]]):
         max_duration: clips longer than this many seconds are left out (counted).
         skip_bad: skip and count bad lines and files instead of raising.
         cache_mels: keep computed spectrograms in memory (a 1.6 h corpus takes ~200 MB).
+        symbols: the model's symbol inventory by id (default: the English ARPAbet one).
+        pitch: give each item ``pitch`` (T,): each symbol's mean F0 in Hz over its voiced frames
+            (0 when it has none), from :func:`~convai_tts.audio.pitch_track`.
     """
 
     def __init__(
@@ -83,8 +85,14 @@ class DurationDataset(Dataset[dict[str, Any]]):
         max_duration: float | None = None,
         skip_bad: bool = False,
         cache_mels: bool = True,
+        symbols: Sequence[str] = SYMBOLS,
+        pitch: bool = False,
     ) -> None:
         self.manifest = Path(manifest)
+        self.symbols = tuple(symbols)
+        self._ids = {symbol: i for i, symbol in enumerate(self.symbols)}
+        self.with_pitch = pitch
+        self._pitch_cache: dict[int, torch.Tensor] = {}
         self.mel_config = mel or MelConfig()
         self.skip_bad = skip_bad
         self.skipped: Counter[str] = Counter()
@@ -122,11 +130,11 @@ class DurationDataset(Dataset[dict[str, Any]]):
                     )
                     continue
                 symbols = [WORD_GAP if s == "|" else s for s in str(item["symbols"]).split()]
-                unknown = sorted({s for s in symbols if s not in _IDS or s == SYMBOLS[0]})
+                unknown = sorted({s for s in symbols if s not in self._ids or s == self.symbols[0]})
                 if unknown:
                     self._problem(
                         number,
-                        f"unknown symbols {unknown}; known: {' '.join(SYMBOLS[1:])}",
+                        f"unknown symbols {unknown}; known: {' '.join(self.symbols[1:])}",
                         "unknown_symbols",
                     )
                     continue
@@ -149,7 +157,7 @@ class DurationDataset(Dataset[dict[str, Any]]):
                 if not audio.is_absolute():
                     audio = self.manifest.parent / audio
                 entries.append(
-                    _Entry(audio, str(item.get("text", "")), [_IDS[s] for s in symbols],
+                    _Entry(audio, str(item.get("text", "")), [self._ids[s] for s in symbols],
                            list(durations), number)
                 )  # fmt: skip
         return entries
@@ -161,9 +169,7 @@ class DurationDataset(Dataset[dict[str, Any]]):
         """The clip's frame count by its durations (for length-bucketed batches)."""
         return sum(self.entries[index].durations)
 
-    def mel(self, index: int) -> torch.Tensor:
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
+    def _samples(self, index: int) -> torch.Tensor:
         entry = self.entries[index]
         samples, rate = read_audio(entry.audio)
         if rate != self.mel_config.sample_rate:
@@ -172,11 +178,32 @@ class DurationDataset(Dataset[dict[str, Any]]):
                 f"reads {self.mel_config.sample_rate} Hz; resample the data with "
                 "`convai tts data prepare`"
             )
+        return torch.from_numpy(np.ascontiguousarray(samples))
+
+    def mel(self, index: int) -> torch.Tensor:
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
         with torch.no_grad():
-            mel = self._mel(torch.from_numpy(np.ascontiguousarray(samples)).unsqueeze(0))[0]
+            mel = self._mel(self._samples(index).unsqueeze(0))[0]
         if self._cache is not None:
             self._cache[index] = mel
         return mel
+
+    def frame_pitch(self, index: int) -> torch.Tensor:
+        """F0 (Hz) of each frame of clip ``index``, 0 where unvoiced (cached)."""
+        if index not in self._pitch_cache:
+            self._pitch_cache[index] = pitch_track(self._samples(index), self.mel_config)
+        return self._pitch_cache[index]
+
+    def pitch_stats(self, limit: int = 500) -> tuple[float, float]:
+        """Mean and standard deviation (Hz) of the symbols' pitch over voiced symbols of (at most
+        ``limit``, evenly spread) clips: the normalization a pitch-predicting model uses."""
+        step = max(1, -(-len(self) // limit))
+        values = torch.cat([self[i]["pitch"] for i in range(0, len(self), step)])
+        voiced = values[values > 0]
+        if voiced.numel() < 2:
+            raise ConvaiError(f"{self.manifest}: no voiced speech found to normalize pitch by")
+        return float(voiced.mean()), float(voiced.std().clamp(min=1.0))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         entry = self.entries[index]
@@ -189,14 +216,24 @@ class DurationDataset(Dataset[dict[str, Any]]):
                 f"but {entry.audio} has {mel.shape[1]}; the durations do not belong to this clip "
                 f"(hop {self.mel_config.hop_length})"
             )
-        durations[-1] = max(0, durations[-1] + difference)
-        if sum(durations) != mel.shape[1]:  # the last symbol was shorter than the overhang
-            mel = mel[:, : sum(durations)]
-        return {
+        if difference >= 0:
+            durations[-1] += difference
+        else:  # take the overhang from the last symbols (a last symbol may be shorter than it)
+            excess = -difference
+            for position in range(len(durations) - 1, -1, -1):
+                taken = min(durations[position], excess)
+                durations[position] -= taken
+                excess -= taken
+                if not excess:
+                    break
+        item = {
             "symbols": torch.tensor(entry.ids, dtype=torch.long),
             "durations": torch.tensor(durations, dtype=torch.long),
             "mel": mel,
         }
+        if self.with_pitch:
+            item["pitch"] = symbol_pitch(self.frame_pitch(index), item["durations"])
+        return item
 
 
 def collate_durations(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -209,15 +246,22 @@ def collate_durations(items: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor
     symbols = torch.zeros(batch, longest, dtype=torch.long)
     durations = torch.zeros(batch, longest, dtype=torch.long)
     mel = torch.zeros(batch, n_mels, frames)
+    with_pitch = "pitch" in items[0]
+    pitch = torch.zeros(batch, longest)
     for row, item in enumerate(items):
         n, f = len(item["symbols"]), item["mel"].shape[1]
         symbols[row, :n] = item["symbols"]
         durations[row, :n] = item["durations"]
         mel[row, :, :f] = item["mel"]
-    return {
+        if with_pitch:
+            pitch[row, :n] = item["pitch"]
+    result = {
         "symbols": symbols,
         "symbol_lengths": torch.tensor([len(i["symbols"]) for i in items]),
         "durations": durations,
         "mel": mel,
         "mel_lengths": torch.tensor([i["mel"].shape[1] for i in items]),
     }
+    if with_pitch:
+        result["pitch"] = pitch
+    return result

@@ -8,7 +8,15 @@ encoder's output (its gradient does not flow into the encoder). Loss: L1 + L2 on
 and MSE on log durations, all masked to the real lengths. A vocoder turns the mel into audio:
 :class:`~convai_tts.audio.GriffinLim` needs no training.
 
-Pitch prediction (FastPitch's per-symbol F0) is not implemented yet.
+With ``pitch.enabled`` the model is FastPitch proper: each symbol's mean F0 over its voiced
+frames (YIN, :func:`~convai_tts.audio.pitch_track`), normalized by the training data's mean and
+standard deviation of voiced symbols, is predicted from the encoder's output like the duration,
+and a one-dimensional convolution of it (the teacher's pitch in training, the predicted one at
+inference) is added to the symbol vectors before they are repeated. Inference can then shift the
+voice's pitch (``pitch_shift`` semitones).
+
+The symbol inventory (the embedding's size) is the frontend's: ``tts/english_phonemes`` (ARPAbet)
+or ``tts/mandarin_pinyin`` (initials, finals, tones).
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ from convai_core.models.base import ModelBase
 from convai_core.types import Axis, AxisKind, Lengths, MelSpectrogram, NeuralType, TokenIds
 from convai_tts.audio import MelConfig
 from convai_tts.modules.fastspeech import DurationPredictor, FFTStack, regulate_length
-from convai_tts.text.symbols import SYMBOLS
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -43,8 +50,11 @@ _DATA_KEYS = ("manifest", "batch_size", "shuffle", "max_duration", "skip_bad", "
 _MODEL_KEYS = {
     "name", "frontend", "mel", "d_model", "heads", "encoder_layers", "decoder_layers", "ff_dim",
     "kernel", "dropout", "decoder_dropout", "duration_predictor", "duration_loss_weight", "optim",
-    "train_ds", "validation_ds", "test_ds",
+    "pitch", "pitch_stats", "train_ds", "validation_ds", "test_ds",
 }  # fmt: skip
+#: Sentences an export is verified on (a frontend may name its own: ``EXAMPLE_SENTENCES``).
+_EXAMPLES = ("Hello there, how are you today?", "The quick brown fox jumps.")
+_PITCH_KEYS = {"enabled", "hidden", "kernel", "dropout", "loss_weight", "embedding_kernel"}
 
 
 class _LengthBuckets(Sampler[list[int]]):
@@ -98,7 +108,11 @@ class FastPitchModel(ModelBase):
         self.mel_config = MelConfig.from_mapping(to_plain(c.get("mel")) or {})
         self.cfg.mel = self.mel_config.to_dict()
         d_model = int(c.get("d_model", 192))
-        self.embedding = nn.Embedding(len(SYMBOLS), d_model, padding_idx=0)
+        self._frontend: EnglishPhonemizer | None = None
+        frontend = dict(to_plain(c.get("frontend")) or {})
+        self.cfg.frontend = {"name": "tts/english_phonemes", **frontend}
+        self.symbols: tuple[str, ...] = self._symbol_inventory()
+        self.embedding = nn.Embedding(len(self.symbols), d_model, padding_idx=0)
         heads, ff_dim = int(c.get("heads", 2)), int(c.get("ff_dim", 384))
         kernel, dropout = int(c.get("kernel", 3)), float(c.get("dropout", 0.1))
         self.encoder = FFTStack(
@@ -112,14 +126,38 @@ class FastPitchModel(ModelBase):
         check_keys("model.duration_predictor", predictor, {"hidden", "kernel", "dropout"})
         self.duration_predictor = DurationPredictor(d_model, **predictor)
         self.mel_out = nn.Linear(d_model, self.mel_config.n_mels)
-        self._frontend: EnglishPhonemizer | None = None
-        frontend = dict(to_plain(c.get("frontend")) or {})
-        self.cfg.frontend = {"name": "tts/english_phonemes", **frontend}
+        pitch = dict(to_plain(c.get("pitch")) or {})
+        check_keys("model.pitch", pitch, _PITCH_KEYS)
+        self.pitch_predictor: DurationPredictor | None = None
+        self.pitch_embedding: nn.Conv1d | None = None
+        if pitch.get("enabled", False):
+            self.pitch_predictor = DurationPredictor(
+                d_model, **{k: pitch[k] for k in ("hidden", "kernel", "dropout") if k in pitch}
+            )
+            width = int(pitch.get("embedding_kernel", 3))
+            if width % 2 == 0:
+                raise ConfigError(
+                    f"model.pitch.embedding_kernel={width} must be odd (the output keeps one "
+                    "value per symbol)"
+                )
+            self.pitch_embedding = nn.Conv1d(1, d_model, width, padding=width // 2)
         lexicon = frontend.get("lexicon")
         if lexicon and not str(lexicon).startswith("archive:"):
             self.register_artifact("frontend.lexicon", lexicon)
 
     # ------------------------------------------------------------------ text
+    def _symbol_inventory(self) -> tuple[str, ...]:
+        """The frontend's symbols by id: its class's ``SYMBOLS`` when it declares them (no
+        dictionary to load), else those of a built frontend."""
+        from convai_core.registry import get_registries
+
+        node = to_plain(self.cfg.frontend)
+        cls = get_registries().tokenizers.load(str(node["name"]))
+        declared = getattr(cls, "SYMBOLS", None)
+        if declared is not None:
+            return tuple(declared)
+        return tuple(self.frontend.tokens)
+
     @property
     def frontend(self) -> EnglishPhonemizer:
         """The text frontend (built from ``cfg.frontend`` on first use)."""
@@ -154,6 +192,22 @@ class FastPitchModel(ModelBase):
         log_durations = self.duration_predictor(encoded.detach(), pad)
         return encoded, log_durations, pad
 
+    def _pitch_stats(self) -> tuple[float, float]:
+        stats = to_plain(self.cfg.get("pitch_stats")) or {}
+        return float(stats.get("mean", 0.0)), float(stats.get("std", 1.0))
+
+    def normalize_pitch(self, hertz: torch.Tensor) -> torch.Tensor:
+        """Per-symbol F0 in Hz -> the model's pitch values (0 stays 0: unvoiced)."""
+        mean, std = self._pitch_stats()
+        return torch.where(hertz > 0, (hertz - mean) / std, torch.zeros_like(hertz))
+
+    def _add_pitch(
+        self, encoded: torch.Tensor, pitch: torch.Tensor, pad: torch.Tensor
+    ) -> torch.Tensor:
+        assert self.pitch_embedding is not None
+        values = pitch.masked_fill(pad, 0.0).unsqueeze(1)  # (B, 1, T)
+        return encoded + self.pitch_embedding(values).transpose(1, 2)
+
     def _decode(
         self, encoded: torch.Tensor, durations: torch.Tensor, max_frames: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,11 +220,23 @@ class FastPitchModel(ModelBase):
         return mel, mel_lengths
 
     def forward(
-        self, symbols: torch.Tensor, symbol_lengths: torch.Tensor, pace: float = 1.0
+        self,
+        symbols: torch.Tensor,
+        symbol_lengths: torch.Tensor,
+        pace: float = 1.0,
+        pitch_shift: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inference: symbols (B, T) and their lengths -> log-mel (B, n_mels, F) and frame
-        counts (B,), with predicted durations (``pace`` > 1 speaks faster)."""
+        counts (B,), with predicted durations (``pace`` > 1 speaks faster) and, with pitch
+        enabled, predicted pitch (``pitch_shift`` semitones up or down)."""
         encoded, log_durations, pad = self._encode(symbols, symbol_lengths)
+        if self.pitch_predictor is not None:
+            predicted = self.pitch_predictor(encoded, pad)
+            if pitch_shift:
+                mean, std = self._pitch_stats()
+                hertz = (predicted * std + mean) * 2.0 ** (pitch_shift / 12.0)
+                predicted = (hertz - mean) / std
+            encoded = self._add_pitch(encoded, predicted, pad)
         durations = torch.clamp(torch.round((torch.exp(log_durations) - 1.0) / pace), min=0.0)
         durations = durations.masked_fill(pad, 0.0).long()
         # every utterance gets at least one frame (an all-silent prediction is still a clip)
@@ -179,6 +245,15 @@ class FastPitchModel(ModelBase):
 
     def losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         encoded, log_durations, pad = self._encode(batch["symbols"], batch["symbol_lengths"])
+        pitch_loss: torch.Tensor | None = None
+        if self.pitch_predictor is not None:
+            target_pitch = self.normalize_pitch(batch["pitch"])
+            # unlike the duration predictor's, the pitch predictor's gradient reaches the encoder
+            # (as in FastPitch): intonation depends on context the encoder must learn to carry
+            predicted = self.pitch_predictor(encoded, pad)
+            keep_pitch = (~pad).to(encoded.dtype)
+            pitch_loss = (((predicted - target_pitch) ** 2) * keep_pitch).sum() / keep_pitch.sum()
+            encoded = self._add_pitch(encoded, target_pitch, pad)
         mel, mel_lengths = self._decode(encoded, batch["durations"], batch["mel"].shape[2])
         keep = (~pad).to(mel.dtype)
         target_log = torch.log(batch["durations"].to(mel.dtype) + 1.0)
@@ -190,11 +265,16 @@ class FastPitchModel(ModelBase):
         l1 = difference.abs().sum() / count
         l2 = (difference**2).sum() / count
         weight = float(self.cfg.get("duration_loss_weight", 1.0))
-        return {
+        result = {
             "loss": l1 + l2 + weight * duration_loss,
             "mel_l1": l1,
             "duration_loss": duration_loss,
         }
+        if pitch_loss is not None:
+            pitch_weight = float((to_plain(self.cfg.get("pitch")) or {}).get("loss_weight", 0.1))
+            result["loss"] = result["loss"] + pitch_weight * pitch_loss
+            result["pitch_loss"] = pitch_loss
+        return result
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         losses = self.losses(batch)
@@ -202,6 +282,8 @@ class FastPitchModel(ModelBase):
         self.log("train_loss", losses["loss"], prog_bar=True, batch_size=size)
         self.log("train_mel_l1", losses["mel_l1"], batch_size=size)
         self.log("train_duration_loss", losses["duration_loss"], batch_size=size)
+        if "pitch_loss" in losses:
+            self.log("train_pitch_loss", losses["pitch_loss"], batch_size=size)
         return losses["loss"]
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
@@ -210,6 +292,8 @@ class FastPitchModel(ModelBase):
         self.log("val_loss", losses["loss"], prog_bar=True, batch_size=size, sync_dist=True)
         self.log("val_mel_l1", losses["mel_l1"], batch_size=size, sync_dist=True)
         self.log("val_duration_loss", losses["duration_loss"], batch_size=size, sync_dist=True)
+        if "pitch_loss" in losses:
+            self.log("val_pitch_loss", losses["pitch_loss"], batch_size=size, sync_dist=True)
 
     # ------------------------------------------------------------------ data
     def build_dataloader(self, data_cfg: DictConfig, split: str) -> DataLoader[Any] | None:
@@ -222,14 +306,21 @@ class FastPitchModel(ModelBase):
             if split == "train":
                 raise ConfigError(f"{section}.manifest is missing: set it to a duration manifest")
             return None
+        with_pitch = self.pitch_predictor is not None
         dataset = DurationDataset(
             plain["manifest"],
             self.mel_config,
             max_duration=plain.get("max_duration"),
             skip_bad=bool(plain.get("skip_bad", False)),
+            symbols=self.symbols,
+            pitch=with_pitch,
         )
         if dataset.skipped:
             print(f"{section}: skipped {dict(dataset.skipped)} of {plain['manifest']}")
+        if with_pitch and split == "train" and not self.cfg.get("pitch_stats"):
+            mean, std = dataset.pitch_stats()
+            self.cfg.pitch_stats = {"mean": mean, "std": std}
+            print(f"{section}: voiced symbols' pitch {mean:.1f} Hz +- {std:.1f} (pitch_stats)")
         batch_size = int(plain.get("batch_size", 16))
         shuffle = bool(plain.get("shuffle", split == "train"))
         sampler = _LengthBuckets(
@@ -244,14 +335,17 @@ class FastPitchModel(ModelBase):
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def mels(self, text: str, pace: float = 1.0) -> Iterator[torch.Tensor]:
+    def mels(
+        self, text: str, pace: float = 1.0, pitch_shift: float = 0.0
+    ) -> Iterator[torch.Tensor]:
         """Log-mel spectrograms (n_mels, F) of ``text``, one per sentence, in order."""
         self.eval()
         frontend = self.frontend
         for symbols in frontend.sentences(text):
             ids = torch.tensor([frontend.symbols_to_ids(symbols)], device=self.device)
-            mel, lengths = self(ids, torch.tensor([ids.shape[1]], device=self.device), pace)
-            yield mel[0, :, : int(lengths[0])]
+            lengths = torch.tensor([ids.shape[1]], device=self.device)
+            mel, frames = self(ids, lengths, pace, pitch_shift)
+            yield mel[0, :, : int(frames[0])]
 
     def export_spec(self, **options: Any) -> ExportSpec:
         """Export :meth:`forward` (symbols in, log-mel and frame counts out), checked on real
@@ -264,8 +358,10 @@ class FastPitchModel(ModelBase):
         frontend = self.frontend
         sentences = [
             frontend.symbols_to_ids(frontend.phonemize(s))
-            for s in ("Hello there, how are you today?", "The quick brown fox jumps.")
+            for s in getattr(frontend, "EXAMPLE_SENTENCES", _EXAMPLES)
         ]
+
+        vocab = len(self.symbols)
 
         def make_inputs(batch: int, length: int, kind: str) -> tuple[torch.Tensor, ...]:
             ids = torch.zeros(batch, length, dtype=torch.long)
@@ -277,7 +373,7 @@ class FastPitchModel(ModelBase):
                     row_ids = (source * (n // len(source) + 1))[:n]
                     ids[row, :n] = torch.tensor(row_ids)
                 else:
-                    ids[row, :n] = torch.randint(1, len(SYMBOLS), (n,), generator=generator)
+                    ids[row, :n] = torch.randint(1, vocab, (n,), generator=generator)
             return ids, torch.tensor(lengths)
 
         model = self
@@ -299,6 +395,6 @@ class FastPitchModel(ModelBase):
             make_inputs=make_inputs,
             verify_lengths=(12, 40),
             dim_bounds={"token": (1, int(getattr(frontend, "max_symbols", 400)))},
-            metadata={"symbols": list(SYMBOLS), "mel": self.mel_config.to_dict()},
+            metadata={"symbols": list(self.symbols), "mel": self.mel_config.to_dict()},
             integer_outputs=("mel_lengths",),
         )

@@ -49,6 +49,10 @@ class EnglishPhonemizer:
             over every call.
     """
 
+    #: The symbol inventory by id (models size their embeddings from it without loading a
+    #: dictionary).
+    SYMBOLS: tuple[str, ...] = SYMBOLS
+
     def __init__(
         self,
         lexicon: str | Path | None = None,
