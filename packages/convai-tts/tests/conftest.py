@@ -27,7 +27,10 @@ def teacher_sentences() -> list[str]:
 
 @pytest.fixture(scope="session")
 def teacher_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Manifest of the eight sentences spoken by the teacher voice, with symbol durations."""
+    """Manifest of the eight sentences spoken by the teacher voice, with symbol durations: the
+    voice's sampling noise off, so every run trains on the same audio."""
     from convai_tts.data.teacher import build_teacher_corpus
 
-    return build_teacher_corpus(SENTENCES, tmp_path_factory.mktemp("teacher"), workers=1)
+    return build_teacher_corpus(
+        SENTENCES, tmp_path_factory.mktemp("teacher"), workers=1, variation=False
+    )

@@ -72,32 +72,41 @@ def test_config_typos_are_named() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(teacher_corpus: Path) -> tuple[AlignerModel, float, float]:
-    """The tiny aligner fitted to the eight teacher clips for 100 steps."""
+def trained(teacher_corpus: Path) -> tuple[AlignerModel, dict[str, float], dict[str, float]]:
+    """The tiny aligner fitted to the eight teacher clips: 100 steps of the forward-sum loss at
+    the shipped config's learning rate, gradients clipped to norm 1 (the binarization loss
+    joins only after 1,000 steps in the recipe). Losses before and after, both terms."""
     from convai_tts.data.text_mel import TextMelDataset, collate_text_mel
 
     torch.manual_seed(0)
     model = AlignerModel(TINY)
     dataset = TextMelDataset(teacher_corpus, model.frontend, model.mel_config)
     batch = collate_text_mel([dataset[i] for i in range(len(dataset))])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    with torch.no_grad():
-        start = float(model.losses(batch, with_binarization=False)["loss"])
-    for step in range(100):
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)  # the shipped config's
+
+    def measure() -> dict[str, float]:
+        with torch.no_grad():
+            losses = model.losses(batch, with_binarization=True)
+        return {key: float(value) for key, value in losses.items()}
+
+    start = measure()
+    for _ in range(100):
         model.train()
-        losses = model.losses(batch, with_binarization=step >= 70)
+        loss = model.losses(batch, with_binarization=False)["loss"]
         optimizer.zero_grad()
-        losses["loss"].backward()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-    with torch.no_grad():
-        end = float(model.losses(batch, with_binarization=False)["loss"])
-    return model.eval(), start, end
+    return model.eval(), start, measure()
 
 
-@pytest.mark.slow  # unstable: 2.43 -> 1.26 in one run, -> 2.02 in another (fresh clone); to fix
 def test_the_aligner_learns(trained) -> None:
+    """The forward-sum loss falls (2.44 -> 0.88 here) and the soft alignment sharpens toward its
+    best monotonic path (the binarization loss, not trained on, falls too: 1.82 -> 1.34)."""
     _, start, end = trained
-    assert end < 0.6 * start, (start, end)
+    assert end["forward_sum_loss"] < 0.6 * start["forward_sum_loss"], (start, end)
+    assert end["bin_loss"] < 0.9 * start["bin_loss"], (start, end)
+    assert end["loss"] == pytest.approx(end["forward_sum_loss"] + end["bin_loss"], rel=1e-5)
 
 
 def test_align_writes_a_duration_manifest_fastpitch_reads(

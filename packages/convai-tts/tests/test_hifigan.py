@@ -89,7 +89,7 @@ def test_config_errors_name_the_key() -> None:
 
 @pytest.fixture(scope="module")
 def trained(teacher_corpus: Path) -> tuple[HifiGanModel, list[float]]:
-    """The tiny GAN trained by Lightning for 30 batches on 4,096-sample segments of the teacher
+    """The tiny GAN trained by Lightning for 50 batches on 4,096-sample segments of the teacher
     corpus (both optimizers stepped by hand)."""
     import pytorch_lightning as pl
 
@@ -111,7 +111,7 @@ def trained(teacher_corpus: Path) -> tuple[HifiGanModel, list[float]]:
             history.append(float(trainer.callback_metrics["train_mel_l1"]))
 
     trainer = pl.Trainer(
-        max_steps=60,  # both optimizers count: 30 batches
+        max_steps=100,  # both optimizers count: 50 batches
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
@@ -125,8 +125,10 @@ def trained(teacher_corpus: Path) -> tuple[HifiGanModel, list[float]]:
 
 def test_a_small_hifigan_learns_to_vocode(trained) -> None:
     _, history = trained
-    # 30 batches, each stepping the critics once and the generator once
-    assert len(history) == 30
+    """Mel L1 of the generator's output on its training segments: 2.9 -> 1.5 and 3.1 -> 1.4 for
+    two seeds here (30 batches were not enough for a steady margin: 0.60 x and 0.54 x)."""
+    # 50 batches, each stepping the critics once and the generator once
+    assert len(history) == 50
     start, end = sum(history[:5]) / 5, sum(history[-5:]) / 5
     assert end < 0.6 * start, (start, end)
 

@@ -27,6 +27,32 @@ def test_durations_cover_every_symbol_and_add_up_to_the_clip(
     assert not list(teacher_corpus.parent.glob(".teacher-requests-*"))
 
 
+def test_without_variation_the_teacher_says_a_sentence_the_same_way_twice(
+    teacher_corpus: Path, teacher_sentences: list[str], tmp_path: Path
+) -> None:
+    """The session corpus is built with ``variation=False``: a second build of its first two
+    sentences gives the same samples and durations; with the voice's noise on they change."""
+    import numpy as np
+
+    from convai_tts.data.teacher import build_teacher_corpus
+
+    first = [json.loads(line) for line in teacher_corpus.read_text().splitlines()[:2]]
+    again = build_teacher_corpus(teacher_sentences[:2], tmp_path / "a", workers=1, variation=False)
+    noisy = build_teacher_corpus(teacher_sentences[:2], tmp_path / "b", workers=1)
+    for old, new in zip(first, _lines(again), strict=True):
+        assert new["durations"] == old["durations"]
+        np.testing.assert_array_equal(_samples(new), _samples(old))
+    assert any(n["durations"] != o["durations"] for n, o in zip(_lines(noisy), first, strict=True))
+
+
+def _lines(manifest: Path) -> list[dict]:
+    return [json.loads(line) for line in manifest.read_text().splitlines()]
+
+
+def _samples(line: dict):
+    return sf.read(line["audio_filepath"], dtype="int16")[0]
+
+
 def test_teacher_units_stress_one_vowel_of_content_words() -> None:
     """The dictionary has no stress, so the teacher gets a guess: the first vowel of a content
     word (the second after an unstressed prefix such as "a-"), none in function words; other

@@ -76,11 +76,19 @@ def _teacher(argv: Sequence[str]) -> int:
     parser.add_argument("--output", required=True, help="the corpus folder")
     parser.add_argument("--limit", type=int, help="use only the first N lines")
     parser.add_argument("--workers", type=int, default=2, help="synthesis processes")
+    parser.add_argument(
+        "--no-variation",
+        action="store_true",
+        help="turn the voice's sampling noise off: the same audio and durations on every run",
+    )
     args = parser.parse_args(argv)
     from convai_tts.data.teacher import build_teacher_corpus
 
     lines = _read_lines(args.sentences)[: args.limit]
-    print(build_teacher_corpus(lines, args.output, workers=args.workers))
+    corpus = build_teacher_corpus(
+        lines, args.output, workers=args.workers, variation=not args.no_variation
+    )
+    print(corpus)
     return 0
 
 

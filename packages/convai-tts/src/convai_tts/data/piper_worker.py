@@ -7,7 +7,9 @@ convai. It reads JSON lines on stdin, ``{"key": ..., "units": ["ipa", ...], "out
 (one IPA string per convai symbol), writes each utterance as 16-bit PCM WAV and answers with one
 JSON line, ``{"key": ..., "samples": [...], "total": N}``: the audio samples of every unit (the
 unit's phoneme ids and the pads after them, the leading BOS and pad going to the first unit and
-the final EOS to the last), which sum to the clip's length.
+the final EOS to the last), which sum to the clip's length. With ``--no-variation`` the voice's
+sampling noise (piper's noise_scale and noise_w_scale) is set to zero: the same request gives
+the same audio and durations on every run.
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ from typing import Any
 import numpy as np
 
 
-def _voice(model: str) -> Any:
-    from piper import PiperVoice
+def _voice(model: str, variation: bool) -> tuple[Any, Any]:
+    """The voice, and its synthesis settings (None: the voice's own)."""
+    from piper import PiperVoice, SynthesisConfig
 
-    return PiperVoice.load(model, include_alignments=True)
+    settings = None if variation else SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    return PiperVoice.load(model, include_alignments=True), settings
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True, help="the voice's .onnx file")
+    parser.add_argument("--no-variation", action="store_true", help="no sampling noise")
     args = parser.parse_args()
-    voice = _voice(args.model)
+    voice, settings = _voice(args.model, variation=not args.no_variation)
     id_map = voice.config.phoneme_id_map
     pad, bos, eos = id_map["_"], id_map["^"], id_map["$"]
     hop = voice.config.hop_length
@@ -47,7 +52,7 @@ def main() -> int:
                 owner += [index] * (len(id_map[char]) + len(pad))
         ids += eos
         owner += [len(request["units"]) - 1] * len(eos)
-        audio, frames = voice.phoneme_ids_to_audio(ids, include_alignments=True)
+        audio, frames = voice.phoneme_ids_to_audio(ids, settings, include_alignments=True)
         if frames is None or len(frames) != len(ids):
             raise SystemExit("the voice gave no alignments (is the onnx package installed?)")
         samples = [0] * len(request["units"])

@@ -173,6 +173,7 @@ def build_teacher_corpus(
     workers: int = 2,
     progress_every_s: float = 10.0,
     split: bool = True,
+    variation: bool = True,
 ) -> Path:
     """Synthesize ``sentences`` with the teacher voice into ``output`` (``wavs/`` and
     ``manifest.jsonl``) and return the manifest's path.
@@ -181,7 +182,9 @@ def build_teacher_corpus(
     one utterance per line with ``split=False`` (its sentence ends kept as pauses); the
     manifest is written to a temporary file and renamed when complete, so an interrupted run
     leaves no partial manifest. A progress line goes to standard error every
-    ``progress_every_s`` seconds.
+    ``progress_every_s`` seconds. ``variation=False`` turns the voice's sampling noise off
+    (piper's noise_scale and noise_w_scale at 0): the same text then gives the same audio and
+    durations on every run, a little flatter than the voice's own delivery.
     """
     from convai_tts.text.normalize import normalize, split_sentences
 
@@ -223,7 +226,8 @@ def build_teacher_corpus(
         with open(requests, encoding="utf-8") as stdin:
             procs.append(
                 subprocess.Popen(
-                    [str(python), str(worker), "--model", str(model)],
+                    [str(python), str(worker), "--model", str(model)]
+                    + ([] if variation else ["--no-variation"]),
                     stdin=stdin,
                     stdout=subprocess.PIPE,
                     text=True,
