@@ -35,12 +35,13 @@ demo-core: setup
 	$(PY) tools/core_demo.py
 
 # Two test processes (pytest-xdist), one thread each: the machines have two cores, and most tests
-# are small models whose single process cannot keep both cores busy.
+# are small models whose single process cannot keep both cores busy. A file's tests stay in one
+# process (--dist loadfile), so a module's trained fixture is trained once, not once per process.
 test: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --durations=20
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --durations=20
 
 test-all: setup
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 -m "slow or not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile -m "slow or not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check packages tests tools benchmarks

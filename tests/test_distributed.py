@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parent / "scripts" / "train_script.py"
 COMMON = [
     "model=core/mlp_classifier",
@@ -78,6 +80,8 @@ def test_ddp_two_processes_identical_weights(tmp_path: Path) -> None:
     assert '"world_size": 2' in events
 
 
+# slow (24 s): the two-node launch; the default suite keeps the two-process one
+@pytest.mark.slow
 def test_two_nodes_simulated_on_localhost(tmp_path: Path) -> None:
     env = _env()
     args = [
@@ -133,6 +137,8 @@ def test_a_dead_rank_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "rank0.json").exists()
 
 
+# slow (30 s): DDP of a domain recipe; the default suite keeps the core's
+@pytest.mark.slow
 def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
     """An ASR model, whose duration-bucketing batch sampler deals each rank its own batches,
     trains under 2-process DDP (Lightning must not put its DistributedSampler into that loader)
@@ -169,6 +175,8 @@ def test_ddp_asr_with_the_bucketing_sampler(tmp_path: Path) -> None:
     assert records[0]["metrics"]["val_wer"] > 0.0 and records[0]["metrics"]["val_loss"] > 0
 
 
+# slow (40 s): DDP of a domain recipe; the default suite keeps the core's
+@pytest.mark.slow
 def test_ddp_nlp_token_classification(tmp_path: Path) -> None:
     """A BERT-family task model (MiniLM NER on 64 real CoNLL-2003 sentences) trains under
     2-process DDP: its length-bucketing sampler deals each rank its own batches, the ranks end

@@ -82,7 +82,9 @@ def _train_losses(run: Path) -> list[float]:
 def test_stock_asr_recipe_trains_with_the_plugin_parts_and_restores_elsewhere(
     plugin_site: Path, tiny_speech: Path, tmp_path: Path, steps: int, max_wer: float | None
 ) -> None:
-    train_manifest = tiny_train_set(tiny_speech)
+    # the short run learns from the 20 single commands (three times cheaper a step than the
+    # joined recordings of the tiny training set, which the long run needs to transcribe them)
+    train_manifest = tiny_speech if max_wer is None else tiny_train_set(tiny_speech)
     trained = _run(
         plugin_site,
         [

@@ -21,7 +21,11 @@ def _references(manifest: Path) -> list[str]:
     return [json.loads(line)["text"] for line in manifest.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module", params=["quartznet", "conformer"])
+# The tiny Conformer's fit takes 140 s of a single core (the QuartzNet's 55 s): `make test-all`
+# runs it; the default suite exports and checks untrained Conformers (test_export_targets.py).
+@pytest.fixture(
+    scope="module", params=["quartznet", pytest.param("conformer", marks=pytest.mark.slow)]
+)
 def fitted(request, tiny_fits):
     return request.param, tiny_fits(request.param)
 
@@ -137,7 +141,9 @@ def test_sentencepiece_tokenizer_travels_in_the_archive(tiny_speech, tmp_path) -
     model_file = tmp_path / "sp" / "tokenizer.model"
     cfg = compose_config(["model=asr/demo_ctc", "model.train_ds.manifest=unused"])
     OmegaConf.set_struct(cfg, False)
-    cfg.model.tokenizer = OmegaConf.create({"name": "asr/sentencepiece", "model_path": str(model_file)})
+    cfg.model.tokenizer = OmegaConf.create(
+        {"name": "asr/sentencepiece", "model_path": str(model_file)}
+    )
     from convai_asr.models.ctc import CTCModel
 
     model = CTCModel(cfg.model).eval()
@@ -205,8 +211,11 @@ def test_configs_of_release_0_1_still_build_the_same_model() -> None:
     with pytest.warns(FutureWarning) as warned:
         legacy = CTCModel(old)
     messages = " ".join(str(w.message) for w in warned)
-    for hint in ("model.tokenizer.name='asr/char'", "model.encoder.name='asr/quartznet_encoder'",
-                 "model.spec_augment is deprecated"):
+    for hint in (
+        "model.tokenizer.name='asr/char'",
+        "model.encoder.name='asr/quartznet_encoder'",
+        "model.spec_augment is deprecated",
+    ):
         assert hint in messages
     assert legacy.augmentations.keys == ["asr/spec_augment"]
     assert legacy.cfg.encoder == {"name": "asr/quartznet_encoder", "b": 5, "r": 5, "dropout": 0.0}

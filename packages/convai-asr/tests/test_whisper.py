@@ -298,9 +298,11 @@ def _cer(model, manifest: Path) -> float:
 
 
 @pytest.fixture(scope="module")
-def fine_tuned(tiny_speech_train, tmp_path_factory):
-    """asr/whisper_ctc fine-tuned from tiny.en for 90 steps on the 20 commands."""
-    return _fit(tiny_speech_train, tmp_path_factory.mktemp("whisper_fit"))
+def fine_tuned(tiny_speech, tmp_path_factory):
+    """asr/whisper_ctc fine-tuned from tiny.en for 90 steps on the 20 commands (the single
+    commands only: 48 s here, against 132 s with the joined recordings of the tiny training set,
+    and CER 0.07 against 0.15)."""
+    return _fit(tiny_speech, tmp_path_factory.mktemp("whisper_fit"))
 
 
 @pytest.mark.timeout(600)

@@ -66,12 +66,12 @@ def qnli_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="module")
-def qnli(qnli_files: dict[str, Path]) -> dict[str, Any]:
+def _build(qnli_files: dict[str, Path]) -> Any:
+    """The shipped GLUE config for QNLI pairs (64 tokens), untrained."""
     from convai_nlp.models.glue import GlueModel
 
     torch.manual_seed(0)
-    model = GlueModel(
+    return GlueModel(
         task_config(
             "glue",
             **{
@@ -84,6 +84,25 @@ def qnli(qnli_files: dict[str, Path]) -> dict[str, Any]:
             },
         )
     )
+
+
+@pytest.fixture(scope="module")
+def built(qnli_files: dict[str, Path]) -> dict[str, Any]:
+    """The untrained pair model (pretrained encoder, fresh head): enough for inputs, restore
+    and export."""
+    model = _build(qnli_files)
+    return {
+        "model": model,
+        "after": model.evaluate(str(qnli_files["dev"])),
+        "dev": qnli_files["dev"],
+    }
+
+
+@pytest.fixture(scope="module")
+def qnli(qnli_files: dict[str, Path]) -> dict[str, Any]:
+    """The pair model fine-tuned for one epoch (70 s of one core of an AVX2 machine: slow
+    suite)."""
+    model = _build(qnli_files)
     before = model.evaluate(str(qnli_files["dev"]))
     trainer = fit_quietly(model, epochs=1)
     return {
@@ -95,6 +114,7 @@ def qnli(qnli_files: dict[str, Path]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_it_learns_question_sentence_entailment(qnli: dict[str, Any]) -> None:
     before, after = qnli["before"], qnli["after"]
     assert after["majority_baseline"] < 0.56  # the pairs are balanced
@@ -111,10 +131,10 @@ def test_it_learns_question_sentence_entailment(qnli: dict[str, Any]) -> None:
     assert (yes["label"], no["label"]) == ("entailment", "not_entailment")
 
 
-def test_pair_inputs_carry_segment_ids(qnli: dict[str, Any]) -> None:
+def test_pair_inputs_carry_segment_ids(built: dict[str, Any]) -> None:
     from convai_nlp.data.glue import GlueExample, encode_examples
 
-    tokenizer = qnli["model"].tokenizer
+    tokenizer = built["model"].tokenizer
     tokenizer_budget = tokenizer.max_length
     long_b = "word " * 400
     (pair, single) = encode_examples(
@@ -125,15 +145,17 @@ def test_pair_inputs_carry_segment_ids(qnli: dict[str, Any]) -> None:
     assert pair.type_ids is not None and pair.type_ids[:5] == [0] * 5 and pair.type_ids[-1] == 1
     assert single.type_ids == [0] * len(single.ids)
     with pytest.raises(ValueError, match="sentence-pair task"):
-        qnli["model"].predict(["no second text"])
+        built["model"].predict(["no second text"])
 
 
-def test_restored_archive_scores_the_same_and_exports(qnli: dict[str, Any], tmp_path: Path) -> None:
+def test_restored_archive_scores_the_same_and_exports(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
     from convai_core.models.base import ModelBase
 
-    path = qnli["model"].save_to(tmp_path / "qnli.convai")
+    path = built["model"].save_to(tmp_path / "qnli.convai")
     restored = ModelBase.restore_from(path)
-    assert restored.evaluate(str(qnli["dev"])) == qnli["after"]
+    assert restored.evaluate(str(built["dev"])) == built["after"]
     report = restored.export(tmp_path / "qnli.onnx", format="onnx")
     assert report.passed and report.max_abs_diff < 1e-3
     assert report.info["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]

@@ -12,8 +12,8 @@ import torch
 from convai_nlp.testing import fit_quietly, subset, task_config
 
 
-@pytest.fixture(scope="module")
-def punct(corpus_dir: Path) -> dict[str, Any]:
+def _build(corpus_dir: Path) -> tuple[Any, dict[str, Path]]:
+    """The shipped config on 1,000 short training pieces and 60 held-out lines, untrained."""
     from convai_nlp.data.sources import prepare
     from convai_nlp.models.punctuation_capitalization import PunctuationCapitalizationModel
 
@@ -45,12 +45,27 @@ def punct(corpus_dir: Path) -> dict[str, Any]:
             },
         )
     )
+    return model, data
+
+
+@pytest.fixture(scope="module")
+def built(corpus_dir: Path) -> dict[str, Any]:
+    """The untrained model (pretrained encoder, fresh heads): enough for restore and export."""
+    model, data = _build(corpus_dir)
+    return {"model": model, "data": data}
+
+
+@pytest.fixture(scope="module")
+def punct(corpus_dir: Path) -> dict[str, Any]:
+    """The model fine-tuned for 2 epochs (85 s of one core of an AVX2 machine: slow suite)."""
+    model, data = _build(corpus_dir)
     before = model.evaluate(str(data["test_text"]), str(data["test_labels"]))
     fit_quietly(model, epochs=2)
     after = model.evaluate(str(data["test_text"]), str(data["test_labels"]))
     return {"model": model, "before": before, "after": after, "data": data}
 
 
+@pytest.mark.slow
 def test_it_learns_punctuation_and_case(punct: dict[str, Any]) -> None:
     model, before, after = punct["model"], punct["before"], punct["after"]
     assert model.punct_labels == ["O", ",", ".", "?"]
@@ -65,6 +80,7 @@ def test_it_learns_punctuation_and_case(punct: dict[str, Any]) -> None:
     assert after["comma_f1"] > 0.2, after
 
 
+@pytest.mark.slow  # what it checks needs the trained model
 def test_it_restores_raw_text_of_any_length(punct: dict[str, Any]) -> None:
     model = punct["model"]
     text = "what is the capital of france"
@@ -84,11 +100,15 @@ def test_it_restores_raw_text_of_any_length(punct: dict[str, Any]) -> None:
     assert after_end and not any(w[0].islower() for w in after_end)
 
 
-def test_restore_and_export(punct: dict[str, Any], tmp_path: Path) -> None:
+def test_restore_and_export(built: dict[str, Any], tmp_path: Path) -> None:
     from convai_core.models.base import ModelBase
 
-    model = punct["model"]
+    model = built["model"]
     restored = ModelBase.restore_from(model.save_to(tmp_path / "punct.convai"))
+    # paragraphs run together (about 2,500 sub-tokens): windows join with no word lost
+    long_text = " ".join(Path(built["data"]["test_text"]).read_text().splitlines()[:16])
+    (long_restored,) = restored.add_punctuation_capitalization([long_text])
+    assert [w.strip(",.?").lower() for w in long_restored.split()] == long_text.split()
     texts = ["where was the treaty signed it was signed in paris in 1783"]
     assert restored.add_punctuation_capitalization(texts) == model.add_punctuation_capitalization(
         texts

@@ -191,12 +191,12 @@ def test_scores_follow_the_squad_definition() -> None:
 
 
 # ------------------------------------------------------------------------- learning
-@pytest.fixture(scope="module")
-def qa(squad_files: dict[str, Path]) -> dict[str, Any]:
+def _build(squad_files: dict[str, Path]) -> Any:
+    """The shipped config on the small SQuAD subsets (128-token inputs), untrained."""
     from convai_nlp.models.question_answering import QuestionAnsweringModel
 
     torch.manual_seed(0)
-    model = QuestionAnsweringModel(
+    return QuestionAnsweringModel(
         task_config(
             "question_answering",
             **{
@@ -208,6 +208,21 @@ def qa(squad_files: dict[str, Path]) -> dict[str, Any]:
             },
         )
     )
+
+
+@pytest.fixture(scope="module")
+def built(squad_files: dict[str, Path]) -> dict[str, Any]:
+    """The untrained model (pretrained encoder, fresh span head): enough for restore and
+    export."""
+    model = _build(squad_files)
+    dev = squad_files["small_dev"]
+    return {"model": model, "after": model.evaluate(str(dev)), "dev": dev}
+
+
+@pytest.fixture(scope="module")
+def qa(squad_files: dict[str, Path]) -> dict[str, Any]:
+    """The model fine-tuned for one epoch (65 s of one core of an AVX2 machine: slow suite)."""
+    model = _build(squad_files)
     before = model.evaluate(str(squad_files["small_dev"]))
     trainer = fit_quietly(model, epochs=1)
     return {
@@ -219,6 +234,7 @@ def qa(squad_files: dict[str, Path]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_it_learns_to_answer_real_squad_questions(qa: dict[str, Any]) -> None:
     before, after = qa["before"], qa["after"]
     assert before["f1"] < 15, before
@@ -234,21 +250,22 @@ def test_it_learns_to_answer_real_squad_questions(qa: dict[str, Any]) -> None:
     assert answer["text"] == "1783", answer
 
 
-def test_restored_archive_answers_the_same(qa: dict[str, Any], tmp_path: Path) -> None:
+def test_restored_archive_answers_the_same(built: dict[str, Any], tmp_path: Path) -> None:
     from convai_core.models.base import ModelBase
 
-    path = qa["model"].save_to(tmp_path / "qa.convai")
+    path = built["model"].save_to(tmp_path / "qa.convai")
     restored = ModelBase.restore_from(path)
-    assert restored.evaluate(str(qa["dev"])) == qa["after"]
+    assert restored.evaluate(str(built["dev"])) == built["after"]
 
 
-def test_onnx_export_has_start_and_end_outputs(qa: dict[str, Any], tmp_path: Path) -> None:
-    report = qa["model"].export(tmp_path / "qa.onnx", format="onnx")
+def test_onnx_export_has_start_and_end_outputs(built: dict[str, Any], tmp_path: Path) -> None:
+    report = built["model"].export(tmp_path / "qa.onnx", format="onnx")
     assert report.passed and report.max_abs_diff < 1e-3
     assert report.info["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert report.info["outputs"] == ["start_logits", "end_logits"]
 
 
+@pytest.mark.slow  # the answer it checks needs the trained model
 def test_the_cli_answers_from_a_context_file(
     qa: dict[str, Any], tmp_path: Path, capsys: Any
 ) -> None:
@@ -271,6 +288,7 @@ def test_the_cli_answers_from_a_context_file(
     assert "empty" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the answers it checks need the trained model
 def test_squad_v2_answers_nothing_when_the_no_answer_score_wins(
     qa: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -69,7 +69,9 @@ def _mel_l1(model: FastPitchModel, batch: dict[str, torch.Tensor]) -> float:
 
 @pytest.fixture(scope="module")
 def trained(teacher_corpus: Path) -> tuple[FastPitchModel, dict[str, torch.Tensor], dict]:
-    """The tiny model fitted to the eight teacher sentences (teacher durations)."""
+    """The tiny model fitted to the eight teacher sentences (teacher durations), 300 steps.
+    Measured here at 300: mel L1 0.30 x the constant spectrum's and 0.09 x the start's, duration
+    loss 0.001, predicted lengths within 1.2% (at 200 steps: 0.52 x, 0.16 x, 0.02, 4.6%)."""
     torch.manual_seed(0)
     model = FastPitchModel({**TINY, "train_ds": {"manifest": str(teacher_corpus)}})
     dataset = DurationDataset(teacher_corpus)
@@ -80,7 +82,7 @@ def trained(teacher_corpus: Path) -> tuple[FastPitchModel, dict[str, torch.Tenso
     start = {"mel_l1": _mel_l1(model, batch), "constant_l1": constant}
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
     model.train()
-    for _ in range(400):
+    for _ in range(300):
         losses = model.losses(batch)
         optimizer.zero_grad()
         losses["loss"].backward()
