@@ -127,3 +127,29 @@ def test_corpus_converters() -> None:
         "yes",
     ]
     assert labels == ["OU", "OO", "OU", "OO", "OO", "OO", "OU", ",O", ",O", "OO", "OU", "?O"]
+
+
+def test_a_corpus_written_by_an_older_converter_is_written_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convai_nlp.data import sources
+
+    calls: list[int] = []
+
+    def convert(folder: Path) -> dict[str, Path]:
+        calls.append(1)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "train.txt").write_text(f"written {len(calls)}\n")
+        return {"train": folder / "train.txt"}
+
+    monkeypatch.setitem(sources.CORPORA, "toy", convert)
+    first = sources.prepare("toy", tmp_path)
+    assert sources.prepare("toy", tmp_path) == first and len(calls) == 1  # cached
+    monkeypatch.setitem(sources.CORPUS_VERSIONS, "toy", 2)
+    again = sources.prepare("toy", tmp_path)
+    assert len(calls) == 2 and again["train"].read_text() == "written 2\n"
+    assert sources.prepare("toy", tmp_path) == again and len(calls) == 2
+    # a marker of a release before versions (no version line) reads as version 1
+    (tmp_path / ".complete").write_text(f"train\t{again['train']}\n")
+    monkeypatch.setitem(sources.CORPUS_VERSIONS, "toy", 1)
+    assert sources.prepare("toy", tmp_path) == again and len(calls) == 2

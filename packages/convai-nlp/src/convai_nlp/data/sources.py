@@ -406,6 +406,10 @@ def _squad(folder: Path) -> dict[str, Path]:
     return prepare_squad(folder)
 
 
+#: The version of each corpus's converter (1 when absent): raised when what it writes changes,
+#: so a cached copy written by an older one is written again.
+CORPUS_VERSIONS: dict[str, int] = {}
+
 CORPORA: dict[str, Callable[[Path], dict[str, Path]]] = {
     "conll2003": _conll2003,
     "sentiment": _sentiment,
@@ -431,11 +435,13 @@ def prepare(corpus: str, output_dir: str | Path | None = None) -> dict[str, Path
         raise ConfigError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
     folder = Path(output_dir) if output_dir else cache_dir() / "nlp_data" / corpus
     marker = folder / ".complete"
+    version = CORPUS_VERSIONS.get(corpus, 1)
     if marker.is_file():
-        return {
-            line.split("\t")[0]: Path(line.split("\t")[1])
-            for line in marker.read_text().splitlines()
-        }
+        lines = [line.split("\t") for line in marker.read_text().splitlines()]
+        written = int(lines[0][1]) if lines and lines[0][0] == "#version" else 1
+        if written == version:  # else the converter changed since: write the corpus again
+            return {role: Path(path) for role, path in lines if role != "#version"}
     files = CORPORA[corpus](folder)
-    _write_atomic(marker, "".join(f"{role}\t{path}\n" for role, path in files.items()))
+    roles = "".join(f"{role}\t{path}\n" for role, path in files.items())
+    _write_atomic(marker, f"#version\t{version}\n{roles}")
     return files
