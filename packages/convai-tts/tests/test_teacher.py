@@ -36,7 +36,7 @@ def test_without_variation_the_teacher_says_a_sentence_the_same_way_twice(
 
     from convai_tts.data.teacher import build_teacher_corpus
 
-    first = [json.loads(line) for line in teacher_corpus.read_text().splitlines()[:2]]
+    first = _lines(teacher_corpus)[:2]
     again = build_teacher_corpus(teacher_sentences[:2], tmp_path / "a", workers=1, variation=False)
     noisy = build_teacher_corpus(teacher_sentences[:2], tmp_path / "b", workers=1)
     for old, new in zip(first, _lines(again), strict=True):
