@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convai_asr_runtime import Bundle, BundleError
+from convai_asr_runtime import BUNDLE_SCHEMA_VERSION, Bundle, BundleError
 from convai_asr_runtime.__main__ import main
 
 # +1 emits "a", -1 a space, 0 is blank (one frame per sample, 0.01 s each)
@@ -97,21 +97,21 @@ def test_command_line(make_bundle, write_wav, tmp_path: Path, capsys) -> None:
     assert main(argv) == 0
     assert [json.loads(line)["text"] for line in out.read_text().splitlines()] == ["aa a"]
     assert main(["--version"]) == 0
-    assert "bundle schema 1" in capsys.readouterr().out
+    assert f"bundle schema {BUNDLE_SCHEMA_VERSION}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     ("case", "message"),
     [
         ("no-bundle", "is not an ASR bundle: it has no bundle.json"),
-        ("newer", "bundle schema 2 is newer than this runtime supports (1); upgrade"),
+        ("newer", "bundle schema 3 is newer than this runtime supports (2); upgrade"),
         ("missing-audio", "does not exist or is not a file"),
     ],
 )
 def test_command_line_errors_are_one_line_and_exit_2(
     case: str, message: str, make_bundle, write_wav, tmp_path: Path, capsys
 ) -> None:
-    version = 2 if case == "newer" else 1
+    version = BUNDLE_SCHEMA_VERSION + 1 if case == "newer" else 1
     folder = tmp_path if case == "no-bundle" else make_bundle(schema_version=version)
     wav = tmp_path / "missing.wav" if case == "missing-audio" else write_wav("a.wav", SPEECH)
     assert main(["transcribe", "--bundle", str(folder), str(wav)]) == 2

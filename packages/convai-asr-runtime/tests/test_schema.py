@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from convai_asr_runtime import BUNDLE_SCHEMA_VERSION, BundleError
@@ -28,7 +29,7 @@ FEATURES = {
 
 def test_a_valid_metadata_file_is_read(metadata) -> None:
     settings = BundleSettings.from_json(metadata(preprocessor=FEATURES), "b/bundle.json")
-    assert settings.schema_version == BUNDLE_SCHEMA_VERSION == 1
+    assert settings.schema_version == 1
     assert settings.tokens == ("a", " ") and settings.blank_id == 2
     assert settings.frame_shift_s == 0.01 and settings.sample_rate == 100
     assert settings.features is not None and settings.features.n_fft == 16
@@ -109,9 +110,9 @@ def test_write_metadata_validates_and_sets_the_version(make_bundle, metadata) ->
     meta = metadata(schema_version=None)
     meta["extra_key"] = {"kept": True}
     settings = write_metadata(folder, meta)
-    assert settings.schema_version == BUNDLE_SCHEMA_VERSION
+    assert settings.schema_version == 1  # the oldest version that describes the bundle
     written = json.loads((folder / "bundle.json").read_text())
-    assert written["schema_version"] == BUNDLE_SCHEMA_VERSION
+    assert written["schema_version"] == 1
     assert written["extra_key"] == {"kept": True}  # other keys are kept
     assert read_metadata(folder) == settings
     before = (folder / "bundle.json").read_text()
@@ -120,3 +121,40 @@ def test_write_metadata_validates_and_sets_the_version(make_bundle, metadata) ->
     with pytest.raises(BundleError, match=r"names 'tokenizer\.model', which is not in"):
         write_metadata(folder, metadata(tokenizer_model="tokenizer.model"))
     assert (folder / "bundle.json").read_text() == before  # a refused write changes nothing
+
+
+def test_features_without_the_last_frame_need_schema_2(make_bundle, metadata) -> None:
+    folder = make_bundle(includes_preprocessor=False, preprocessor=FEATURES)
+    np.save(folder / "filterbank.npy", np.ones((8, 9)))
+    np.save(folder / "window.npy", np.ones(12))
+    nemo_like = {**FEATURES, "count_last_frame": False}
+    outside = {"includes_preprocessor": False, "schema_version": None}
+    settings = write_metadata(folder, metadata(preprocessor=nemo_like, **outside))
+    assert settings.schema_version == 2 == BUNDLE_SCHEMA_VERSION
+    assert settings.features is not None and settings.features.count_last_frame is False
+    assert json.loads((folder / "bundle.json").read_text())["schema_version"] == 2
+    counted = write_metadata(folder, metadata(preprocessor=FEATURES, **outside))
+    assert counted.schema_version == 1 and counted.features is not None
+    assert counted.features.count_last_frame is True  # absent: schema 1's meaning
+    # features computed inside the graph: the runtime never reads the key, schema 1 suffices
+    inside = write_metadata(folder, metadata(preprocessor=nemo_like, schema_version=None))
+    assert inside.schema_version == 1
+
+
+def test_mel_features_count_the_last_frame_or_not() -> None:
+    from convai_asr_runtime.features import mel_features
+
+    rng = np.random.default_rng(0)
+    audio = rng.normal(0, 0.1, (1, 640)).astype(np.float32)
+    lengths = np.array([640])
+    settings = {k: v for k, v in FEATURES.items() if k != "sample_rate"}
+    filterbank = np.abs(rng.normal(0, 1, (4, FEATURES["n_fft"] // 2 + 1)))
+    window = np.hanning(FEATURES["win_length"])
+    both, frames = mel_features(audio, lengths, settings, filterbank, window)
+    fewer, fewer_frames = mel_features(
+        audio, lengths, {**settings, "count_last_frame": False}, filterbank, window
+    )
+    hop = FEATURES["hop_length"]
+    assert frames[0] == 640 // hop + 1 and fewer_frames[0] == 640 // hop
+    assert np.all(fewer[0, :, fewer_frames[0] :] == 0.0)  # the left-out frame is zeroed
+    assert not np.allclose(both[0, :, : fewer_frames[0]], fewer[0, :, : fewer_frames[0]])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from convai_asr_runtime import BUNDLE_SCHEMA_VERSION, Bundle
+from convai_asr_runtime import Bundle
 from convai_core.errors import ExportError
 
 RECORDINGS = Path("/usr/share/pocketsphinx/test/data")
@@ -70,7 +70,7 @@ def test_bundle_transcribes_like_the_model(trained, real_recordings, tmp_path: P
         assert all(path.is_file() for path in report.files)
         assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in report.files)
         meta = json.loads((out / "bundle.json").read_text())
-        assert meta["schema_version"] == BUNDLE_SCHEMA_VERSION
+        assert meta["schema_version"] == 1  # counts the last frame: readable by every runtime
         assert meta["includes_preprocessor"] is inside
         assert (out / "filterbank.npy").exists() is not inside
         got = Bundle(out).transcribe(real_recordings)

@@ -48,7 +48,7 @@ def mel_features(
     features = np.einsum("mf,btf->bmt", filterbank.astype(np.float64), power)
     if settings.get("log", True):
         features = np.log(features + settings["log_zero_guard"])
-    frames = lengths // hop + 1
+    frames = lengths // hop + (1 if settings.get("count_last_frame", True) else 0)
     valid = (np.arange(count)[None, :] < frames[:, None])[:, None, :]  # (B, 1, frames)
     mode = settings.get("normalize")
     if mode in ("per_feature", "all_features"):

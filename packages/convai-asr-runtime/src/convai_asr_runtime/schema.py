@@ -16,8 +16,9 @@ loads it with: an exporter cannot write a bundle that this runtime would refuse.
     includes_preprocessor  bool     the graph takes waveforms (else log-mel features, computed
                                     with numpy from filterbank.npy and window.npy)
     preprocessor           {...}    feature settings (n_fft, hop_length, win_length, preemph,
-                                    log, log_zero_guard, normalize, pad_to, mag_power); needed
-                                    when includes_preprocessor is false
+                                    log, log_zero_guard, normalize, pad_to, mag_power, and
+                                    from schema 2 count_last_frame); needed when
+                                    includes_preprocessor is false
     transcribe             {...}    optional: chunk_seconds and overlap_seconds for long files
     tokenizer_model        str      optional: the SentencePiece model's file name in the bundle
 
@@ -51,8 +52,11 @@ __all__ = [
     "write_metadata",
 ]
 
-#: The newest ``schema_version`` of ``bundle.json`` this runtime reads (and the one it writes).
-BUNDLE_SCHEMA_VERSION = 1
+#: The newest ``schema_version`` of ``bundle.json`` this runtime reads. Writers give a bundle the
+#: oldest version that describes it, so older runtimes keep reading what they can compute:
+#: version 2 adds ``preprocessor.count_last_frame: false`` (features of ``length // hop``
+#: frames, as NeMo 3 computes them), and only bundles that need it say 2.
+BUNDLE_SCHEMA_VERSION = 2
 #: The metadata file of a bundle.
 METADATA_FILE = "bundle.json"
 #: The mel filterbank and STFT window, saved when the features are computed outside the graph.
@@ -84,6 +88,7 @@ class FeatureSettings:
     normalize: str | None
     pad_to: int
     mag_power: float
+    count_last_frame: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as the plain mapping ``mel_features`` takes."""
@@ -216,7 +221,9 @@ def read_metadata(folder: str | os.PathLike[str]) -> BundleSettings:
 
 
 def write_metadata(folder: str | os.PathLike[str], meta: Mapping[str, Any]) -> BundleSettings:
-    """Validate ``meta`` and write it as ``<folder>/bundle.json`` (current schema version).
+    """Validate ``meta`` and write it as ``<folder>/bundle.json`` (the oldest schema version
+    that describes it: 2 when the runtime computes features that leave out the last frame,
+    else 1).
 
     The files it names must already be in ``folder``. ``schema_version`` is set by this
     function; the caller need not give it.
@@ -226,7 +233,13 @@ def write_metadata(folder: str | os.PathLike[str], meta: Mapping[str, Any]) -> B
     """
     folder = Path(folder)
     path = folder / METADATA_FILE
-    candidate = {**meta, "schema_version": BUNDLE_SCHEMA_VERSION}
+    features = meta.get("preprocessor")
+    needs_2 = (  # the runtime computes these features itself
+        meta.get("includes_preprocessor") is False
+        and isinstance(features, Mapping)
+        and features.get("count_last_frame") is False
+    )
+    candidate = {**meta, "schema_version": 2 if needs_2 else 1}
     candidate.pop(_LEGACY_VERSION_KEY, None)
     settings = BundleSettings.from_json(candidate, path)
     _check_files(settings, folder, path)
@@ -246,9 +259,7 @@ def _schema_version(meta: Mapping[str, Any], where: str) -> int:
         )
     version = meta[key]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BundleError(
-            f"{where}: key {key!r} must be a positive integer, got {version!r}"
-        )
+        raise BundleError(f"{where}: key {key!r} must be a positive integer, got {version!r}")
     if version > BUNDLE_SCHEMA_VERSION:
         raise BundleError(
             f"{where}: bundle schema {version} is newer than this runtime supports "
@@ -269,9 +280,7 @@ def _get(meta: Mapping[str, Any], key: str, kind: type, where: str, prefix: str 
         return float(value)
     if (kind is not bool and isinstance(value, bool)) or not isinstance(value, kind):
         expected = _TYPE_NAMES.get(kind, f"a JSON {'object' if kind is dict else 'array'}")
-        raise BundleError(
-            f"{where}: key {prefix + key!r} must be {expected}, got {value!r}"
-        )
+        raise BundleError(f"{where}: key {prefix + key!r} must be {expected}, got {value!r}")
     return value
 
 
@@ -327,6 +336,12 @@ def _features(section: Mapping[str, Any], where: str) -> FeatureSettings:
         normalize=normalize,
         pad_to=pad_to,
         mag_power=mag_power,
+        # absent in schema 1, whose bundles all count that frame
+        count_last_frame=(
+            _get(section, "count_last_frame", bool, where, p)
+            if "count_last_frame" in section
+            else True
+        ),
     )
 
 

@@ -232,6 +232,7 @@ def _feature_settings(pre: Any) -> dict[str, Any] | None:
         "normalize": pre.normalize,
         "pad_to": pre.pad_to,
         "mag_power": pre.mag_power,
+        "count_last_frame": pre.count_last_frame,
     }
 
 

@@ -13,6 +13,7 @@ Nothing here branches in Python on tensor *values*, so the feature path traces w
 
 from __future__ import annotations
 
+import math
 from typing import cast
 
 import torch
@@ -31,6 +32,7 @@ __all__ = [
     "normalize_features",
     "pad_time_to_multiple",
     "power_spectrogram",
+    "slaney_mel_filterbank",
     "spec_augment_mask",
 ]
 
@@ -158,13 +160,66 @@ def power_spectrogram(
     return power.clamp_min(1e-20).pow(mag_power / 2.0)  # clamp: finite gradient at 0
 
 
+_SLANEY_LINEAR_HZ = 200.0 / 3.0  # Hz per mel below 1 kHz
+_SLANEY_LOG_START_HZ = 1000.0
+_SLANEY_LOG_STEP = math.log(6.4) / 27.0  # mels per log-Hz above 1 kHz
+
+
+def _hz_to_slaney_mel(hz: torch.Tensor) -> torch.Tensor:
+    linear = hz / _SLANEY_LINEAR_HZ
+    start = _SLANEY_LOG_START_HZ / _SLANEY_LINEAR_HZ
+    logarithmic = start + torch.log(hz.clamp_min(1e-10) / _SLANEY_LOG_START_HZ) / _SLANEY_LOG_STEP
+    return torch.where(hz >= _SLANEY_LOG_START_HZ, logarithmic, linear)
+
+
+def _slaney_mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    start = _SLANEY_LOG_START_HZ / _SLANEY_LINEAR_HZ
+    linear = mel * _SLANEY_LINEAR_HZ
+    logarithmic = _SLANEY_LOG_START_HZ * torch.exp(_SLANEY_LOG_STEP * (mel - start))
+    return torch.where(mel >= start, logarithmic, linear)
+
+
+def slaney_mel_filterbank(
+    *, n_fft: int, n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
+    """Triangular mel filters on the Slaney scale with Slaney area normalization.
+
+    The Auditory Toolbox's scale (linear below 1 kHz, logarithmic above) with each filter scaled
+    by ``2 / (upper edge - lower edge)``: the filterbank librosa computes by default and NeMo
+    saves in its checkpoints. Computed in float64 and rounded to float32 at the same two points
+    as librosa (after the triangles, after the normalization), so that the values equal NeMo's
+    saved filterbank to the last bit in most entries rather than to about 1e-6 relative.
+
+    Args:
+        n_fft: FFT size (``n_fft // 2 + 1`` frequency bins).
+        n_mels: number of filters.
+        sample_rate: sample rate in Hz.
+        f_min: lowest edge in Hz.
+        f_max: highest edge in Hz; default ``sample_rate / 2``.
+
+    Shapes:
+        -> (n_mels, n_fft // 2 + 1) float32.
+    """
+    top = float(sample_rate) / 2 if f_max is None else float(f_max)
+    bins = torch.arange(n_fft // 2 + 1, dtype=torch.float64) * (float(sample_rate) / n_fft)
+    edges = torch.tensor([float(f_min), top], dtype=torch.float64)
+    low_mel, high_mel = _hz_to_slaney_mel(edges).tolist()
+    centres = _slaney_mel_to_hz(torch.linspace(low_mel, high_mel, n_mels + 2, dtype=torch.float64))
+    widths = centres[1:] - centres[:-1]  # (n_mels + 1,)
+    offsets = centres.unsqueeze(1) - bins.unsqueeze(0)  # (n_mels + 2, F)
+    rising = -offsets[:-2] / widths[:-1].unsqueeze(1)  # (n_mels, F)
+    falling = offsets[2:] / widths[1:].unsqueeze(1)  # (n_mels, F)
+    triangles = torch.minimum(rising, falling).clamp_min(0.0).to(torch.float32)
+    area = 2.0 / (centres[2:] - centres[:-2])  # (n_mels,)
+    return (triangles.to(torch.float64) * area.unsqueeze(1)).to(torch.float32)
+
+
 def mel_spectrogram(spectrogram: torch.Tensor, *, filterbank: torch.Tensor) -> torch.Tensor:
     """Project a linear-frequency spectrogram onto mel bins.
 
     Args:
         spectrogram: power or magnitude spectrogram.
-        filterbank: mel filters, one row per mel bin (the transpose of what
-            ``torchaudio.functional.melscale_fbanks`` returns).
+        filterbank: mel filters, one row per mel bin (see :func:`slaney_mel_filterbank`).
 
     Shapes:
         spectrogram: (B, F, T), filterbank: (n_mels, F) -> (B, n_mels, T).

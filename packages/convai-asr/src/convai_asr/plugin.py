@@ -37,6 +37,10 @@ def convai_register_modules(registry: Registry) -> None:
         "asr/jasper_encoder",
         "convai_asr.modules.encoders:jasper_encoder",
         description="Jasper convolutional encoder from a block list (or blocks: jasper_10x5)",
+        pretrained_weights=(
+            "NeMo QuartzNet/Jasper/Citrinet CTC checkpoints: `convai import nemo MODEL.nemo "
+            "--output MODEL.convai` (a .nemo file; nothing else to install)"
+        ),
     )
     registry.add(
         "asr/quartznet_encoder",
@@ -47,6 +51,10 @@ def convai_register_modules(registry: Registry) -> None:
         "asr/conformer_encoder",
         "convai_asr.modules.conformer:ConformerEncoder",
         description="Conformer encoder",
+        pretrained_weights=(
+            "NeMo Conformer-CTC checkpoints (char or BPE): `convai import nemo MODEL.nemo "
+            "--output MODEL.convai` (a .nemo file; nothing else to install)"
+        ),
     )
     registry.add(
         "asr/whisper_mel",
@@ -160,7 +168,8 @@ def convai_register_commands(registry: Registry) -> None:
     registry.add(
         "import",
         "convai_asr.pretrained.cli:import_main",
-        description="Import pretrained weights (whisper-ct2: a CTranslate2 Whisper encoder)",
+        description="Import pretrained weights (nemo: a .nemo CTC checkpoint; whisper-ct2: a "
+        "CTranslate2 Whisper encoder)",
     )
     registry.add(
         "explore",

@@ -449,6 +449,8 @@ class ConformerEncoder(nn.Module):
         dropout: dropout of the input, of the residual branches and in the feed-forwards.
         dropout_att: dropout of the attention weights.
         pos_encoding: ``"rel"`` (relative, default) or ``"abs"`` (sinusoidal absolute).
+        xscaling: scale the subsampled input by ``sqrt(d_model)`` (NeMo's ``xscaling``; its
+            Conformer configs do, its FastConformer configs do not).
 
     Raises:
         ValueError: an unsupported ``subsampling_factor`` or ``pos_encoding``.
@@ -471,6 +473,7 @@ class ConformerEncoder(nn.Module):
         dropout: float = 0.1,
         dropout_att: float = 0.1,
         pos_encoding: str = "rel",
+        xscaling: bool = True,
     ) -> None:
         super().__init__()
         if subsampling_factor != 4:
@@ -483,6 +486,7 @@ class ConformerEncoder(nn.Module):
         self.d_model = d_model
         self.subsampling_factor = subsampling_factor
         self.pos_encoding = pos_encoding
+        self.xscaling = xscaling
         self.subsampling = ConvSubsampling(feat_in, d_model, subsampling_conv_channels)
         self.input_dropout = Dropout(dropout)
         relative = pos_encoding == "rel"
@@ -521,7 +525,8 @@ class ConformerEncoder(nn.Module):
         """
         x = audio_signal.transpose(1, 2)  # (B, F, T) -> (B, T, F)
         x, lengths = self.subsampling(x, length.long())
-        x = x * math.sqrt(self.d_model)
+        if self.xscaling:
+            x = x * math.sqrt(self.d_model)
         time = x.shape[1]
         pos_emb: torch.Tensor | None = None
         if self.pos_encoding == "rel":

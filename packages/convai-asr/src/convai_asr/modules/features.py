@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torchaudio
 from torch import nn
 
 from convai_asr import functional as AF
@@ -50,6 +49,10 @@ class MelSpectrogramPreprocessor(nn.Module):
         mag_power: exponent of the STFT magnitude (2: power spectrum).
         f_min: lowest filterbank frequency in Hz.
         f_max: highest filterbank frequency in Hz; default ``sample_rate / 2``.
+        count_last_frame: count the frame centred on the end of the audio as valid
+            (``length // hop + 1`` frames, the default); False counts ``length // hop``, as
+            NeMo 3's featurizer does (``convai import nemo`` sets it), which leaves that frame
+            out of the normalization statistics and zeroes it.
 
     Raises:
         ValueError: an argument out of range.
@@ -57,7 +60,8 @@ class MelSpectrogramPreprocessor(nn.Module):
     Shapes:
         audio_signal: (B, T_samples) float, length: (B,) int
         -> processed_signal: (B, n_mels, T_frames) float, processed_length: (B,) int64,
-        with ``processed_length = length // hop + 1`` and ``T_frames`` the padded
+        with ``processed_length = length // hop + 1`` (``length // hop`` without
+        ``count_last_frame``) and ``T_frames`` the padded
         ``T_samples // hop + 1``.
     """
 
@@ -80,6 +84,7 @@ class MelSpectrogramPreprocessor(nn.Module):
         mag_power: float = 2.0,
         f_min: float = 0.0,
         f_max: float | None = None,
+        count_last_frame: bool = True,
     ) -> None:
         super().__init__()
         if normalize not in _NORMALIZE_MODES:
@@ -118,17 +123,15 @@ class MelSpectrogramPreprocessor(nn.Module):
         self.normalize = normalize
         self.pad_to = pad_to
         self.mag_power = mag_power
-        filterbank = torchaudio.functional.melscale_fbanks(
-            n_freqs=n_fft // 2 + 1,
-            f_min=f_min,
-            f_max=f_max if f_max is not None else sample_rate / 2,
+        self.count_last_frame = count_last_frame
+        filterbank = AF.slaney_mel_filterbank(
+            n_fft=n_fft,
             n_mels=n_mels,
             sample_rate=sample_rate,
-            norm="slaney",
-            mel_scale="slaney",
+            f_min=f_min,
+            f_max=f_max,
         )
-        # (F, n_mels) -> (n_mels, F)
-        self.register_buffer("filterbank", filterbank.T.contiguous(), persistent=False)
+        self.register_buffer("filterbank", filterbank, persistent=False)  # (n_mels, F)
         window = torch.hann_window(win_length, periodic=False)
         self.register_buffer("window", window, persistent=False)
 
@@ -153,7 +156,8 @@ class MelSpectrogramPreprocessor(nn.Module):
         Shapes:
             length: (B,) -> (B,) int64.
         """
-        return AF.frame_lengths(length, hop_length=self.hop_length)
+        frames = AF.frame_lengths(length, hop_length=self.hop_length)
+        return frames if self.count_last_frame else frames - 1
 
     @typed
     def forward(

@@ -6,10 +6,14 @@ each item's valid length are set to zero before it runs, so an item gives the sa
 outputs alone as inside a padded batch (in eval mode, where BatchNorm uses running statistics).
 
 Layer sizes follow the published configurations: QuartzNet BxR (Kriman et al., 2020) and Jasper
-10x5 (Li et al., 2019), as in NeMo's configs. Differences from NeMo, all deliberate:
+10x5 (Li et al., 2019), as in NeMo's configs. Citrinet's blocks (Majumdar et al., 2021) are
+expressed with ``se`` (squeeze-and-excitation over each item's valid frames), ``stride_last``
+and ``residual_stride``; ``convai import nemo`` maps NeMo's ``ConvASREncoder`` onto these blocks.
+Differences from NeMo, all deliberate:
 
-- a stride applies to the first sub-block of a block only (the published models only stride a
-  block of one sub-block, where this is the same);
+- a stride applies to one sub-block of a block, the first (default) or the last
+  (``stride_last``); NeMo strides every sub-block unless ``stride_last`` (the published models
+  only stride blocks of one sub-block, or with ``stride_last``, where this is the same);
 - Jasper uses a plain residual per block instead of the dense residual ("DR", every earlier
   block's output feeding every later block), which adds ~1x1-conv parameters per pair of blocks;
 - only odd kernel sizes, so "same" padding is symmetric.
@@ -35,6 +39,7 @@ __all__ = [
     "JasperBlock",
     "JasperEncoder",
     "MaskedConv1d",
+    "SqueezeExcite",
     "jasper_10x5_blocks",
     "quartznet_blocks",
 ]
@@ -47,6 +52,10 @@ BLOCK_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,
     "residual": False,
     "separable": False,
+    "stride_last": False,
+    "residual_stride": True,
+    "se": False,
+    "se_reduction_ratio": 8,
 }
 
 
@@ -158,6 +167,41 @@ def frame_mask(lengths: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return AF.lengths_to_mask(lengths, x.shape[-1]).unsqueeze(1).to(x.dtype)
 
 
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation over time: each channel scaled by a gate computed from the mean of
+    the item's valid frames (Hu et al., 2018; Citrinet's global context).
+
+    ``gate = sigmoid(W2 relu(W1 mean_t(x)))`` with bias-free ``W1`` (C -> C / r) and ``W2``
+    (C / r -> C); padding frames are zero in the output.
+
+    Args:
+        channels: channels C.
+        reduction_ratio: r, the bottleneck's reduction (C / r >= 1).
+
+    Shapes:
+        x: (B, C, T), lengths: (B,) -> (B, C, T).
+    """
+
+    def __init__(self, channels: int, reduction_ratio: int) -> None:
+        super().__init__()
+        hidden = channels // reduction_ratio
+        if reduction_ratio < 1 or hidden < 1:
+            raise ValueError(
+                f"se_reduction_ratio={reduction_ratio} leaves no hidden units for {channels} "
+                f"channels; use 1 <= se_reduction_ratio <= {channels}."
+            )
+        self.squeeze = nn.Linear(channels, hidden, bias=False)
+        self.excite = nn.Linear(hidden, channels, bias=False)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        valid = frame_mask(lengths, x)  # (B, 1, T)
+        x = x * valid
+        count = valid.sum(dim=-1).clamp_min(1.0)  # (B, 1)
+        mean = x.sum(dim=-1) / count  # (B, C, T) -> (B, C)
+        gate = torch.sigmoid(self.excite(torch.relu(self.squeeze(mean))))  # (B, C)
+        return x * gate.unsqueeze(-1)  # (B, C) -> (B, C, 1)
+
+
 class _SubBlock(nn.Module):
     """One convolution (separable or plain) + BatchNorm of a :class:`JasperBlock`."""
 
@@ -197,19 +241,28 @@ class JasperBlock(nn.Module):
 
     Each sub-block is a time-channel separable convolution (depthwise, kernel K, then pointwise
     1x1) when ``separable``, else a plain convolution, followed by BatchNorm. Every sub-block but
-    the last then applies ReLU and Dropout; the last one adds the residual branch (1x1 conv +
-    BatchNorm of the block input) before its ReLU and Dropout.
+    the last then applies ReLU and Dropout; the last one applies squeeze-and-excitation (``se``)
+    and adds the residual branch (1x1 conv + BatchNorm of the block input) before its ReLU and
+    Dropout.
 
     Args:
         in_channels: input channels.
         filters: output channels of every sub-block.
         repeat: number of sub-blocks (R).
         kernel: odd kernel size (K).
-        stride: stride of the first sub-block (and of the residual branch).
+        stride: stride of the first sub-block (of the last with ``stride_last``).
         dilation: dilation of every sub-block.
         dropout: dropout probability after each ReLU.
         residual: add the residual branch.
         separable: use time-channel separable convolutions.
+        stride_last: the last sub-block strides instead of the first.
+        residual_stride: the residual branch strides with the block (else it keeps the input's
+            frame rate, which only fits a block of stride 1).
+        se: squeeze-and-excitation after the last sub-block.
+        se_reduction_ratio: its bottleneck reduction.
+
+    Raises:
+        ValueError: ``repeat < 1``, or a residual without stride in a strided block.
 
     Shapes:
         x: (B, C_in, T), lengths: (B,) -> (B, filters, ceil(T / stride)), (B,).
@@ -227,26 +280,37 @@ class JasperBlock(nn.Module):
         dropout: float = 0.0,
         residual: bool = False,
         separable: bool = False,
+        stride_last: bool = False,
+        residual_stride: bool = True,
+        se: bool = False,
+        se_reduction_ratio: int = 8,
     ) -> None:
         super().__init__()
         if repeat < 1:
             raise ValueError(f"a JasperBlock needs repeat >= 1; got {repeat}.")
+        if residual and stride > 1 and not residual_stride:
+            raise ValueError(
+                f"a block of stride {stride} with a residual needs residual_stride: true (the "
+                "residual would have more frames than the block's output)."
+            )
+        strided = repeat - 1 if stride_last else 0
         self.sub_blocks = nn.ModuleList(
             _SubBlock(
                 in_channels if index == 0 else filters,
                 filters,
                 kernel,
-                stride=stride if index == 0 else 1,
+                stride=stride if index == strided else 1,
                 dilation=dilation,
                 separable=separable,
             )
             for index in range(repeat)
         )
+        self.se = SqueezeExcite(filters, se_reduction_ratio) if se else None
         self.residual: nn.ModuleList | None = None
         if residual:
             self.residual = nn.ModuleList(
                 [
-                    MaskedConv1d(in_channels, filters, 1, stride=stride),
+                    MaskedConv1d(in_channels, filters, 1, stride=stride if residual_stride else 1),
                     nn.BatchNorm1d(filters, eps=1e-3, momentum=0.1),
                 ]
             )
@@ -269,6 +333,8 @@ class JasperBlock(nn.Module):
             if new_lengths is not out_lengths:
                 valid = None
             out_lengths = new_lengths
+            if index == last and self.se is not None:
+                out = self.se(out, out_lengths)
             if index == last and self.residual is not None:
                 res_conv, res_norm = self.residual
                 shortcut, _ = res_conv(x, lengths)
@@ -283,8 +349,9 @@ class JasperEncoder(nn.Module):
     Args:
         feat_in: input feature bins (mel bins of the preprocessor).
         blocks: one dict per block with keys ``filters``, ``kernel`` (required), ``repeat``,
-            ``stride``, ``dilation``, ``dropout``, ``residual``, ``separable`` (see
-            :class:`JasperBlock`; defaults in ``BLOCK_DEFAULTS``). Ints may be one-item lists.
+            ``stride``, ``dilation``, ``dropout``, ``residual``, ``separable``, ``stride_last``,
+            ``residual_stride``, ``se``, ``se_reduction_ratio`` (see :class:`JasperBlock`;
+            defaults in ``BLOCK_DEFAULTS``). Ints may be one-item lists.
             :func:`quartznet_blocks` and :func:`jasper_10x5_blocks` build the published ones.
 
     Raises:
@@ -325,6 +392,10 @@ class JasperEncoder(nn.Module):
                     dropout=float(options["dropout"]),
                     residual=bool(options["residual"]),
                     separable=bool(options["separable"]),
+                    stride_last=bool(options["stride_last"]),
+                    residual_stride=bool(options["residual_stride"]),
+                    se=bool(options["se"]),
+                    se_reduction_ratio=int(options["se_reduction_ratio"]),
                 )
             )
             channels = filters
@@ -337,7 +408,7 @@ class JasperEncoder(nn.Module):
 
     def _init_weights(self) -> None:
         for module in self.modules():
-            if isinstance(module, nn.Conv1d):
+            if isinstance(module, nn.Conv1d | nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
