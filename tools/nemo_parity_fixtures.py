@@ -5,6 +5,7 @@ convai does not depend on. ``benchmarks/peers/README.md`` and ../shared/PEERS.md
 install NeMo 3.0 in a separate venv; then::
 
     PEER_VENV/bin/python tools/nemo_parity_fixtures.py packages/convai-asr/tests/data/nemo
+    PEER_VENV/bin/python tools/nemo_parity_fixtures.py --full-size /tmp/nemo_full   # not committed
 
 For each supported kind (QuartzNet and Citrinet from ``ConvASREncoder``, Conformer-CTC with a
 character and with a SentencePiece vocabulary) the script builds a tiny ``EncDecCTCModel`` /
@@ -15,6 +16,13 @@ writes ``<kind>.npz`` with NeMo's features, feature lengths, log-probabilities, 
 and greedy transcripts for the two waveforms of ``waveforms.npz`` (different lengths, run as one
 padded batch, the way NeMo transcribes). The convai tests compare an imported model against
 these files.
+
+``--full-size`` writes the published sizes instead (QuartzNet 15x5, 18.9M parameters, and
+Conformer-CTC small, 13.0M) with NeMo's own initialization and BatchNorm statistics measured on two
+real recordings (pocketsphinx-testdata), for ``benchmarks/nemo_parity.py --fixtures``. Random deep
+networks are chaotic: a rounding difference at the input grows layer by layer, so beside NeMo's
+outputs the file records how far NeMo differs from itself between 1 and 2 threads
+(``nemo_thread_diff``), the scale against which convai's difference is read.
 """
 
 from __future__ import annotations
@@ -297,10 +305,71 @@ def run(model, batch: torch.Tensor, lengths: torch.Tensor) -> dict:
     }
 
 
+RECORDINGS = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+def full_size(out: Path) -> None:
+    """QuartzNet 15x5 and Conformer-CTC small at their published sizes (see the docstring)."""
+    import soundfile as sf
+    from nemo.collections.asr.models import EncDecCTCModel
+    from omegaconf import OmegaConf
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = sorted(RECORDINGS.glob("*.wav"))[:2]
+    waves = [sf.read(f, dtype="int16")[0] for f in files]
+    np.savez_compressed(out / "waveforms.npz", first=waves[0], second=waves[1])
+    batch = torch.zeros(2, max(len(w) for w in waves))
+    for row, wave in enumerate(waves):
+        batch[row, : len(wave)] = torch.from_numpy(wave.astype(np.float32) / 32768.0)
+    lengths = torch.tensor([len(w) for w in waves])
+    blocks = [jasper_block(256, 1, 33, stride=2)]
+    for filters, kernel in [(256, 33), (256, 39), (512, 51), (512, 63), (512, 75)]:
+        blocks += [jasper_block(filters, 5, kernel, residual=True) for _ in range(3)]
+    blocks += [jasper_block(512, 1, 87, dilation=2), jasper_block(1024, 1, 1)]
+    quartznet = quartznet_config()
+    quartznet["encoder"]["jasper"] = blocks
+    quartznet["decoder"]["feat_in"] = 1024
+    conformer = conformer_char_config()
+    conformer["preprocessor"] = preprocessor(80, 0)
+    conformer["encoder"].update(
+        feat_in=80, d_model=176, n_layers=16, n_heads=4, subsampling_conv_channels=-1,
+        ff_expansion_factor=4, conv_kernel_size=31,
+    )  # fmt: skip
+    conformer["decoder"]["feat_in"] = 176
+    for kind, cfg in (("quartznet_15x5", quartznet), ("conformer_ctc_small", conformer)):
+        torch.manual_seed(0)
+        model = EncDecCTCModel(cfg=OmegaConf.create(cfg))
+        for module in model.modules():  # statistics of real speech, as training leaves them
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.reset_running_stats()
+                module.momentum = None
+        model.train()
+        with torch.no_grad():  # (NeMo's dither writes into its input: give it a copy)
+            features, frames = model.preprocessor(input_signal=batch.clone(), length=lengths)
+            model.encoder(audio_signal=features, length=frames)
+        sharpen_ctc_layer(model, batch, lengths)
+        result = run(model, batch, lengths)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        alone = run(model, batch, lengths)["log_probs"]
+        torch.set_num_threads(threads)
+        result["nemo_thread_diff"] = np.array(np.abs(alone - result["log_probs"]).max())
+        model.save_to(str(out / f"{kind}.nemo"))
+        np.savez_compressed(out / f"{kind}.npz", **result)
+        params = sum(p.numel() for p in model.parameters())
+        print(kind, params, "NeMo 1 vs 2 threads:", float(result["nemo_thread_diff"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, help="folder for the .nemo and .npz files")
+    parser.add_argument(
+        "--full-size", action="store_true", help="QuartzNet 15x5 and Conformer-CTC small instead"
+    )
     args = parser.parse_args()
+    if args.full_size:
+        full_size(args.output)
+        return
     from nemo.collections.asr.models import EncDecCTCModel, EncDecCTCModelBPE
     from omegaconf import OmegaConf
 
