@@ -240,3 +240,27 @@ def test_progress_line_in_a_terminal_is_rewritten_in_place() -> None:
     progress.on_train_batch_end(trainer, None, {"loss": torch.tensor(1.25)}, None, 0)  # type: ignore[arg-type]
     assert out.getvalue() == "\rtrain: step 50/200 (25%), loss 1.250, 1:00 elapsed, ~3:00 left"
     assert (format_seconds(59.6), format_seconds(3725)) == ("1:00", "1:02:05")
+
+
+def test_model_archive_fine_tunes_the_archive_as_it_is(tmp_path: Path) -> None:
+    """``model=PATH.convai``: the archive's own architecture (not the option's defaults), the
+    command line's model.* overrides on top, and a warm start from every weight of it."""
+    from convai_core.models.mlp_classifier import MLPClassifier
+
+    base = compose_config(["model=core/mlp_classifier", "model.hidden_dim=8"]).model
+    model = MLPClassifier(base)
+    archive = model.save_to(tmp_path / "base.convai")
+    cfg = compose_config([f"model={archive}", "model.optim.lr=0.5", "trainer.max_steps=2"])
+    assert cfg.model.name == "core/mlp_classifier"
+    assert cfg.model.hidden_dim == 8  # the archive's, where the shipped config says 64
+    assert cfg.model.optim.lr == 0.5 and cfg.trainer.max_steps == 2
+    assert cfg.init_from.archive == str(archive)
+    run = tmp_path / "runs"
+    code = main([f"model={archive}", "trainer.max_steps=1", "model.optim.lr=1e-9",
+                 f"exp_manager.exp_dir={run}", *QUIET])  # fmt: skip
+    assert code == 0
+    tuned = ModelBase.restore_from(next(run.rglob("*.convai")))
+    for key, tensor in model.state_dict().items():  # warm-started: one tiny step away
+        assert torch.allclose(tuned.state_dict()[key], tensor, atol=1e-5), key
+    with pytest.raises(ConfigError, match=r"deleting keys \(~model\.dropout\) is not supported"):
+        compose_config([f"model={archive}", "~model.dropout"])

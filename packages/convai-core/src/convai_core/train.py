@@ -78,6 +78,45 @@ def _translate_model_override(overrides: list[str]) -> list[str]:
     return result
 
 
+def _archive_model(overrides: list[str]) -> tuple[list[str], str | None]:
+    """``model=PATH.convai``: compose with the archive's registry key, and return its path."""
+    for index, item in enumerate(overrides):
+        if item.startswith("model=") and item.endswith(".convai"):
+            from convai_core.archive import read_manifest
+
+            path = item[len("model=") :]
+            key = read_manifest(path).get("model")
+            if not isinstance(key, str) or not key:
+                raise ConfigError(f"{path}: the archive names no model registry key")
+            return [*overrides[:index], f"model={key}", *overrides[index + 1 :]], path
+    return overrides, None
+
+
+def _use_archive_model(cfg: DictConfig, path: str, overrides: Sequence[str]) -> None:
+    """Replace ``cfg.model`` by the archive's own model config with the command line's
+    ``model.*`` overrides on top, and warm-start every weight from the archive (unless
+    ``init_from.archive`` names another)."""
+    from omegaconf import OmegaConf
+
+    from convai_core.models.base import archive_model_config
+
+    mine = [o for o in overrides if _override_path(o).startswith("model.")]
+    deletions = [o for o in mine if o.startswith("~")]
+    if deletions:
+        raise ConfigError(
+            f"model={path}: deleting keys ({', '.join(deletions)}) is not supported when the "
+            "model config comes from an archive; set them to null instead"
+        )
+    model = OmegaConf.create(archive_model_config(path))
+    for override in mine:  # each value as Hydra parsed it (lists, mappings, null...)
+        key = _override_path(override)
+        value = OmegaConf.select(cfg, key)
+        OmegaConf.update(model, key[len("model.") :], value, merge=False, force_add=True)
+    cfg.model = model
+    if not cfg.init_from.get("archive"):
+        cfg.init_from.archive = path
+
+
 def _override_path(override: str) -> str:
     """The dotted key an override sets (``+model.encoder.name=x`` -> ``model.encoder.name``)."""
     return override.split("=", 1)[0].lstrip("+~")
@@ -138,6 +177,11 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
     An override that names another registry key for a component node (``model.encoder.name=
     acme/lstm``) starts that node afresh: it keeps only the keys the command line sets below it
     (``+model.encoder.hidden=256``), so the old component's settings never reach the new one.
+
+    ``model=PATH.convai`` fine-tunes an archive as it is: the model config is the archive's own
+    (its architecture, tokenizer and settings; artifacts extracted), the command line's
+    ``model.*`` overrides apply on top (a new ``model.tokenizer`` gives a new output layer), and
+    ``init_from.archive`` defaults to the archive, so every weight that still fits is loaded.
     """
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -146,7 +190,8 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
 
     extra = [p for p in search_path() if p != f"pkg://{PRIMARY_CONFIG_MODULE}"]
     hydra_overrides = [f"hydra.searchpath=[{','.join(extra)}]"] if extra else []
-    user = _translate_model_override(list(overrides))
+    user, archive_path = _archive_model(list(overrides))
+    user = _translate_model_override(user)
     renamed = _component_renames(user)
     GlobalHydra.instance().clear()
     try:
@@ -165,6 +210,8 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
         ) from exc
     finally:
         GlobalHydra.instance().clear()
+    if archive_path is not None:
+        _use_archive_model(cfg, archive_path, user)
     if "name" not in cfg.model:
         raise ConfigError("model.name is missing: a model config must name its registry key")
     return cfg
@@ -260,6 +307,10 @@ def _help_text() -> str:
         lines.append(f"  {option:<32} {source}")
     if not options:
         lines.append("  (none: install a convai domain package)")
+    lines += [
+        "  PATH.convai                      fine-tune an archive as it is: its own model config,",
+        "                                   model.* overrides on top, every fitting weight loaded",
+    ]
     lines += ["", "registered model keys (model=<key> also works):"]
     for entry in models:
         lines.append(f"  {entry.key:<32} {entry.description} [{entry.provenance.distribution}]")

@@ -50,8 +50,8 @@ def nemo_main(argv: Sequence[str]) -> int:
         "or SentencePiece (the tokenizer travels in the archive). Nothing from the file is "
         "executed: the weights are read with torch.load(weights_only=True) and a checkpoint "
         "that needs more is refused. The imported model computes NeMo's log-probabilities "
-        "(checked to 1e-4 against NeMo 3.0); fine-tune it with `convai train "
-        "init_from.archive=OUTPUT ...` or transcribe with `convai transcribe --model OUTPUT`.",
+        "(checked to 1e-4 against NeMo 3.0); fine-tune it with `convai train model=OUTPUT "
+        "model.train_ds.manifest=...` or transcribe with `convai transcribe --model OUTPUT`.",
     )
     parser.add_argument("source", help="the .nemo file")
     parser.add_argument("--output", required=True, help="the .convai archive to write")

@@ -388,6 +388,20 @@ def _set_dotted(config: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def archive_model_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model config stored in a ``.convai`` archive, its artifact references pointing at
+    extracted copies (in a fresh temporary folder that outlives the call, as
+    :meth:`ModelBase.restore_from` leaves it), so that a new model can be built from it.
+
+    Raises:
+        ArchiveError: the archive is missing, damaged or unsafe.
+    """
+    contents = archive.read_archive(path)
+    config = dict(contents.config)
+    _rewrite_artifacts(config, contents)
+    return config
+
+
 def _rewrite_artifacts(node: Any, contents: archive.ArchiveContents) -> None:
     """Point every ``archive:<name>`` value at the extracted artifact file."""
     items = (
