@@ -120,6 +120,7 @@ def _repack(
     *,
     gzip_it: bool = False,
     config: dict | None = None,
+    config_text: str | None = None,
     weights: bytes | None = None,
     extra: list[tuple[tarfile.TarInfo, bytes | None]] = (),
 ) -> Path:
@@ -131,6 +132,8 @@ def _repack(
         for info, data in [*members, *extra]:
             if data is not None and info.name == "./model_config.yaml" and config is not None:
                 data = yaml.safe_dump(config).encode()
+            if data is not None and info.name == "./model_config.yaml" and config_text:
+                data = config_text.encode()
             if data is not None and info.name == "./model_weights.ckpt" and weights is not None:
                 data = weights
             if data is not None:
@@ -206,7 +209,7 @@ def test_a_nemo_whose_pickle_would_run_code_is_refused(tmp_path: Path) -> None:
 def _info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type, info.size = kind, size
-    if kind == tarfile.SYMTYPE:
+    if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
         info.linkname = "/etc/passwd"
     return info
 
@@ -218,12 +221,37 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0) -> tarfile.Ta
         (_info("/tmp/evil.txt", size=4), "is an absolute path"),
         (_info("./sub/evil.txt", size=4), "inside a sub-folder"),
         (_info("./link", tarfile.SYMTYPE), "is a symbolic link"),
+        (_info("./hard", tarfile.LNKTYPE), "is a hard link"),
+        (_info("./device", tarfile.CHRTYPE), "is a device file"),
         (_info("./model_config.yaml", size=4), "appears twice"),
     ],
 )
 def test_unsafe_members_are_refused(member, message: str, tmp_path: Path) -> None:
     data = b"evil" if member.isreg() else None
     bad = _repack(DATA / "quartznet.nemo", tmp_path / "bad.nemo", extra=[(member, data)])
+    with pytest.raises(NemoImportError, match=message):
+        read_nemo(bad)
+
+
+def test_a_member_larger_than_the_file_is_refused_before_reading(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.nemo"
+    with tarfile.open(huge, "w:") as tar:
+        tar.addfile(_info("./model_weights.ckpt", size=10**12))  # a header, no data
+    with pytest.raises(NemoImportError, match=r"declares 1,000,000,000,000 bytes"):
+        read_nemo(huge)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: &x [1, 2]\nb: *x\n", "aliases are not accepted"),
+        ("a: ${oc.env:HOME}\n", r"key a = '\$\{oc\.env:HOME\}' calls a resolver"),
+        ("a: [1, 2\n", "is not readable YAML"),
+        ("- just\n- a list\n", "holds no mapping"),
+    ],
+)
+def test_configs_are_data_only(text: str, message: str, tmp_path: Path) -> None:
+    bad = _repack(DATA / "quartznet.nemo", tmp_path / "bad.nemo", config_text=text)
     with pytest.raises(NemoImportError, match=message):
         read_nemo(bad)
 
@@ -281,6 +309,11 @@ def _edited(kind: str, tmp_path: Path, edit) -> Path:
             r"model\.encoder\.subsampling = 'dw_striding' is not supported",
         ),
         (
+            "quartznet",
+            lambda c: c["encoder"]["jasper"][0].pop("filters"),
+            r"building its config failed \(TypeError",
+        ),
+        (
             "conformer_char",
             lambda c: c["encoder"].update(shiny_new_option=1),
             r"model\.encoder has options convai does not know: shiny_new_option",
@@ -298,6 +331,18 @@ def test_unsupported_architectures_and_options_are_named(
     with pytest.raises(NemoImportError, match=message):
         import_nemo(_edited(kind, tmp_path, edit), tmp_path / "out.convai")
     assert not (tmp_path / "out.convai").exists()
+
+
+def test_the_conformers_input_scaling_follows_the_config(tmp_path: Path) -> None:
+    """``xscaling: false`` (FastConformer's setting) reaches the encoder: the same weights then
+    no longer give NeMo's outputs, which were made with the scaling."""
+    edited = _edited("conformer_char", tmp_path, lambda c: c["encoder"].update(xscaling=False))
+    model, _ = import_nemo(edited)
+    assert model.encoder.xscaling is False
+    ref = np.load(DATA / "conformer_char.npz")
+    log_probs = _log_probs(model)[2]
+    valid = ref["encoded_lengths"][0]
+    assert np.abs(log_probs[0, :valid].numpy() - ref["log_probs"][0, :valid]).max() > 0.1
 
 
 def test_weights_that_do_not_fit_the_config_are_named(tmp_path: Path) -> None:

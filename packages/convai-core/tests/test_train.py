@@ -255,6 +255,9 @@ def test_model_archive_fine_tunes_the_archive_as_it_is(tmp_path: Path) -> None:
     assert cfg.model.hidden_dim == 8  # the archive's, where the shipped config says 64
     assert cfg.model.optim.lr == 0.5 and cfg.trainer.max_steps == 2
     assert cfg.init_from.archive == str(archive)
+    # keys the model option lacks apply to the archive's config; an explicit null is kept
+    other = compose_config([f"model={archive}", "model.extra_setting=3", "init_from.archive=null"])
+    assert other.model.extra_setting == 3 and other.init_from.archive is None
     run = tmp_path / "runs"
     code = main([f"model={archive}", "trainer.max_steps=1", "model.optim.lr=1e-9",
                  f"exp_manager.exp_dir={run}", *QUIET])  # fmt: skip

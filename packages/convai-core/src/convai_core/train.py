@@ -94,26 +94,45 @@ def _archive_model(overrides: list[str]) -> tuple[list[str], str | None]:
 
 def _use_archive_model(cfg: DictConfig, path: str, overrides: Sequence[str]) -> None:
     """Replace ``cfg.model`` by the archive's own model config with the command line's
-    ``model.*`` overrides on top, and warm-start every weight from the archive (unless
-    ``init_from.archive`` names another)."""
-    from omegaconf import OmegaConf
+    ``model.*`` overrides on top, and warm-start every weight from the archive (unless the
+    command line sets ``init_from.archive``, to another archive or to null).
+
+    The overrides are parsed by Hydra's parser but applied here, to the archive's config (they
+    were kept out of the composition, whose model option may lack the archive's keys). A
+    ``<node>.name`` override that changes a component's registry key starts that node afresh,
+    keeping only the keys the command line sets below it, as :func:`compose_config` does.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import DictConfig, OmegaConf
 
     from convai_core.models.base import archive_model_config
 
     mine = [o for o in overrides if _override_path(o).startswith("model.")]
-    deletions = [o for o in mine if o.startswith("~")]
+    parsed = OverridesParser.create().parse_overrides(mine)
+    deletions = [text for text, o in zip(mine, parsed, strict=True) if o.is_delete()]
     if deletions:
         raise ConfigError(
             f"model={path}: deleting keys ({', '.join(deletions)}) is not supported when the "
             "model config comes from an archive; set them to null instead"
         )
     model = OmegaConf.create(archive_model_config(path))
-    for override in mine:  # each value as Hydra parsed it (lists, mappings, null...)
-        key = _override_path(override)
-        value = OmegaConf.select(cfg, key)
-        OmegaConf.update(model, key[len("model.") :], value, merge=False, force_add=True)
+    values = {o.key_or_group[len("model.") :]: o.value() for o in parsed}
+    for key, value in values.items():
+        if not key.endswith(".name") or key.count(".") < 1:
+            continue
+        node_key = key[: -len(".name")]
+        node = OmegaConf.select(model, node_key)
+        if isinstance(node, DictConfig) and node.get("name") != value:
+            below = {k[len(node_key) + 1 :] for k in values if k.startswith(node_key + ".")}
+            OmegaConf.update(model, node_key, {}, merge=False, force_add=True)
+            dropped = sorted(str(k) for k in node if k not in below)
+            if dropped:
+                log.info("model.%s: %s replaces %s; dropped %s", key, value, node.get("name"),
+                         ", ".join(dropped))  # fmt: skip
+    for key, value in values.items():
+        OmegaConf.update(model, key, value, merge=True, force_add=True)
     cfg.model = model
-    if not cfg.init_from.get("archive"):
+    if not any(_override_path(o) == "init_from.archive" for o in overrides):
         cfg.init_from.archive = path
 
 
@@ -192,6 +211,9 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
     hydra_overrides = [f"hydra.searchpath=[{','.join(extra)}]"] if extra else []
     user, archive_path = _archive_model(list(overrides))
     user = _translate_model_override(user)
+    given = user
+    if archive_path is not None:  # model.* overrides apply to the archive's config, later
+        user = [o for o in user if not _override_path(o).startswith("model.")]
     renamed = _component_renames(user)
     GlobalHydra.instance().clear()
     try:
@@ -211,7 +233,7 @@ def compose_config(overrides: Sequence[str]) -> DictConfig:
     finally:
         GlobalHydra.instance().clear()
     if archive_path is not None:
-        _use_archive_model(cfg, archive_path, user)
+        _use_archive_model(cfg, archive_path, given)
     if "name" not in cfg.model:
         raise ConfigError("model.name is missing: a model config must name its registry key")
     return cfg

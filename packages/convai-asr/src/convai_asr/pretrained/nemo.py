@@ -4,10 +4,12 @@ A ``.nemo`` file is a tar (gzip-compressed before NeMo 1.7) holding ``model_conf
 ``model_weights.ckpt`` (a ``torch.save`` state dict, i.e. a pickle) and tokenizer files. NeMo
 itself unpickles the weights, and a pickle can run any code. Here:
 
-- the tar is read with the checks of a ``.convai`` restore: plain file names only (no absolute
-  paths, no ``..``, no links or devices), no duplicate members, a bounded member count;
-- the config is read as YAML data (OmegaConf's safe loader), both the ``_target_`` form and the
-  legacy ``cls``/``params`` form;
+- the tar is read in memory, never extracted: plain file names only (no absolute paths, no
+  ``..``, no links, devices or sparse members), no duplicate members, a bounded member count,
+  no member larger than the file (a bounded expansion for gzip), read in chunks;
+- the config is YAML data (a safe loader that refuses aliases; resolver calls such as
+  ``${oc.env:...}`` are refused, plain ``${...}`` references resolved), in the ``_target_`` form
+  or the legacy ``cls``/``params`` form;
 - the weights are read with ``torch.load(..., weights_only=True)`` only: a checkpoint that needs
   anything but tensors and plain containers is refused, and nothing in it runs.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import tempfile
@@ -53,6 +56,11 @@ __all__ = [
 CONFIG_MEMBER = "model_config.yaml"
 WEIGHTS_MEMBER = "model_weights.ckpt"
 _MAX_MEMBERS = 1000  # a .nemo holds a config, weights and a few tokenizer files
+#: What a gzip-compressed .nemo may expand to (a plain tar holds at most its own size): the
+#: largest NeMo CTC checkpoints are about 1 GB, and everything read is held in memory.
+_MAX_EXPANDED_BYTES = 8 << 30
+_MAX_CONFIG_BYTES = 4 << 20  # a model_config.yaml is a few KB
+_CHUNK_BYTES = 1 << 20
 _NEMO_PREFIX = "nemo:"  # how a NeMo config names a file inside its .nemo
 
 CHAR_MODELS = frozenset({"EncDecCTCModel"})
@@ -138,6 +146,22 @@ def _plain_name(path: Path, name: str) -> str | None:
     return stripped.rstrip("/")
 
 
+def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    """A member's bytes, read in chunks and never more than its header declares."""
+    handle = tar.extractfile(info)
+    if handle is None:
+        return b""
+    parts, remaining = [], info.size
+    with handle:
+        while remaining > 0:
+            chunk = handle.read(min(_CHUNK_BYTES, remaining))
+            if not chunk:
+                break
+            parts.append(chunk)
+            remaining -= len(chunk)
+    return b"".join(parts)
+
+
 def _read_members(path: Path) -> dict[str, bytes]:
     if not path.exists():
         raise NemoImportError(f"{path} does not exist; check the path of the .nemo file")
@@ -146,6 +170,9 @@ def _read_members(path: Path) -> dict[str, bytes]:
     if path.stat().st_size == 0:
         raise NemoImportError(f"{path} is empty (0 bytes); copy or download the .nemo file again")
     members: dict[str, bytes] = {}
+    with path.open("rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    budget = _MAX_EXPANDED_BYTES if compressed else path.stat().st_size
     try:
         with tarfile.open(path, mode="r:*") as tar:  # plain or gzip (NeMo < 1.7)
             for count, info in enumerate(tar, start=1):
@@ -168,8 +195,24 @@ def _read_members(path: Path) -> dict[str, bytes]:
                     raise NemoImportError(
                         f"{path}: member {name!r} appears twice; the file was modified or corrupted"
                     )
-                handle = tar.extractfile(info)
-                data = handle.read() if handle is not None else b""
+                if info.issparse():
+                    raise NemoImportError(
+                        f"{path}: member {info.name!r} is a sparse file; a .nemo holds plain "
+                        "regular files only. Refusing to read it"
+                    )
+                budget -= info.size
+                if budget < 0:
+                    raise NemoImportError(
+                        f"{path}: member {name!r} declares {info.size:,} bytes, more than the "
+                        "file holds: it is truncated (copy or download it again) or not a NeMo "
+                        "checkpoint. Refusing to read it"
+                    )
+                if name == CONFIG_MEMBER and info.size > _MAX_CONFIG_BYTES:
+                    raise NemoImportError(
+                        f"{path}: {CONFIG_MEMBER} declares {info.size:,} bytes; a NeMo config is "
+                        "a few KB. Refusing to read it"
+                    )
+                data = _read_member(tar, info)
                 if len(data) != info.size:
                     raise NemoImportError(
                         f"{path}: member {name!r} is cut short ({len(data)} of {info.size} "
@@ -195,6 +238,8 @@ def _legacy_to_target(node: Any) -> Any:
     if isinstance(node, Mapping):
         if "cls" in node and "_target_" not in node:
             params = node.get("params") or {}
+            if not isinstance(params, Mapping):
+                raise ValueError(f"the 'params' of {node['cls']!r} is not a mapping")
             rest = {k: v for k, v in node.items() if k not in ("cls", "params")}
             return _legacy_to_target({"_target_": node["cls"], **rest, **dict(params)})
         return {key: _legacy_to_target(value) for key, value in node.items()}
@@ -203,24 +248,69 @@ def _legacy_to_target(node: Any) -> Any:
     return node
 
 
+_RESOLVER_CALL = re.compile(r"\$\{\s*[\w.\-]+\s*:")  # ${oc.env:X}, ${name:args}
+
+
+def _refuse_resolver_calls(node: Any, where: str, path: Path) -> None:
+    """Plain ``${a.b}`` references are resolved; a resolver call (``${oc.env:HOME}``) could read
+    the environment or run registered code, so it is refused."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            _refuse_resolver_calls(value, f"{where}.{key}" if where else str(key), path)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _refuse_resolver_calls(value, f"{where}[{index}]", path)
+    elif isinstance(node, str) and _RESOLVER_CALL.search(node):
+        raise NemoImportError(
+            f"{path}: {CONFIG_MEMBER} key {where} = {node!r} calls a resolver; convai resolves "
+            "plain ${...} references only. Replace it with its value"
+        )
+
+
 def _load_config(path: Path, data: bytes) -> dict[str, Any]:
+    import yaml
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    class NoAliases(yaml.SafeLoader):
+        """YAML data without anchors and aliases (NeMo never writes them; an alias bomb is a
+        few hundred bytes that expand without bound)."""
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases are not accepted", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
     try:
-        text = data.decode("utf-8")
-        cfg = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
-    except (UnicodeDecodeError, OmegaConfBaseException, ValueError) as exc:
+        raw = yaml.load(data.decode("utf-8"), Loader=NoAliases)  # a SafeLoader
+        if not isinstance(raw, Mapping):
+            raise NemoImportError(f"{path}: {CONFIG_MEMBER} holds no mapping; the file is corrupt")
+        _refuse_resolver_calls(raw, "", path)
+        cfg = OmegaConf.to_container(OmegaConf.create(dict(raw)), resolve=True)
+        return dict(_legacy_to_target(cfg))
+    except NemoImportError:
+        raise
+    except (UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException, ValueError,
+            TypeError) as exc:  # fmt: skip
         raise NemoImportError(
-            f"{path}: {CONFIG_MEMBER} is not readable YAML ({exc}); the checkpoint is corrupt"
+            f"{path}: {CONFIG_MEMBER} is not readable YAML or names values it does not hold "
+            f"({exc}); the checkpoint is corrupt or its config was edited by hand"
         ) from exc
-    if not isinstance(cfg, dict):
-        raise NemoImportError(f"{path}: {CONFIG_MEMBER} holds no mapping; the file is corrupt")
-    return dict(_legacy_to_target(cfg))
 
 
 def _load_weights(path: Path, data: bytes) -> dict[str, Any]:
     import torch
+
+    version = tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2])
+    if version < (2, 6):
+        raise NemoImportError(
+            f"{path}: importing needs torch >= 2.6 (torch {torch.__version__} is installed): "
+            "weights_only loading could run code from a checkpoint before 2.6 "
+            "(CVE-2025-32434). Upgrade torch"
+        )
 
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -427,6 +517,8 @@ def _jasper_blocks(node: Mapping[str, Any], source: Path) -> list[dict[str, Any]
         se = bool(block.get("se", False))
         if se:
             block.require("se_context_size", _is(-1), "se_context_size: -1 (global)", -1)
+        else:
+            block.ignore("se_context_size", "se_reduction_ratio")
         block.ignore("se_interpolation_mode")
         block.require("residual_dense", _is(False), "residual_dense: false", False)
         block.require("groups", _is(1), "groups: 1", 1)
@@ -761,6 +853,21 @@ def _check_features(model: Any, nemo_state: Mapping[str, Any], source: Path) -> 
             raise NemoImportError(f"{source}: NeMo's {what} holds non-finite values")
 
 
+def _stage(source: Path, what: str, step: Callable[[], Any]) -> Any:
+    """Run one step of the import; a malformed config's TypeError, ValueError, KeyError or
+    AttributeError becomes an error that names the file and the step."""
+    try:
+        return step()
+    except ConvaiError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise NemoImportError(
+            f"{source}: building {what} failed ({type(exc).__name__}: {exc}); the config holds "
+            "a value of the wrong kind or misses a required key (NeMo writes every key its "
+            "modules need)"
+        ) from exc
+
+
 def import_nemo(
     path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None
 ) -> tuple[Any, str]:
@@ -769,8 +876,8 @@ def import_nemo(
     Args:
         path: the ``.nemo`` file.
         output: where to write the ``.convai`` archive (atomically); None: do not write one
-            (a SentencePiece model file then stays in a temporary folder until the model is
-            saved).
+            (a SentencePiece model file then stays in a temporary folder, which is not removed:
+            the model refers to it).
 
     Returns:
         The model (eval mode; restored from the archive when one was written) and a one-line
@@ -785,10 +892,11 @@ def import_nemo(
     # the SentencePiece file must outlive the model when no archive is written (the model
     # refers to it until it is saved); with an archive, the restored copy is returned
     workdir = tempfile.mkdtemp(prefix="convai-nemo-")
+    keep = False
     try:
-        cfg = nemo_to_convai(ckpt, workdir)
-        mapped = _map_state(ckpt.state, cfg, ckpt.path)
-        model = CTCModel(cfg)
+        cfg = _stage(ckpt.path, "its config", lambda: nemo_to_convai(ckpt, workdir))
+        mapped = _stage(ckpt.path, "its weights", lambda: _map_state(ckpt.state, cfg, ckpt.path))
+        model = _stage(ckpt.path, "the convai model", lambda: CTCModel(cfg))
         _check_features(model, mapped, ckpt.path)
         weights = {k: v for k, v in mapped.items() if not k.startswith("preprocessor.")}
         expected = model.state_dict()
@@ -811,8 +919,10 @@ def import_nemo(
             restored = CTCModel.restore_from(archive)
             assert isinstance(restored, CTCModel)  # restore_from checks the archive's class
             model = restored
+        else:
+            keep = any(Path(workdir).iterdir())  # the model still refers to its files
     finally:
-        if output is not None or not any(Path(workdir).iterdir()):
+        if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     model.eval()
     params = sum(p.numel() for p in model.parameters())
