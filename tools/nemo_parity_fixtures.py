@@ -17,8 +17,9 @@ and greedy transcripts for the two waveforms of ``waveforms.npz`` (different len
 padded batch, the way NeMo transcribes). The convai tests compare an imported model against
 these files.
 
-``--full-size`` writes the published sizes instead (QuartzNet 15x5, 18.9M parameters, and
-Conformer-CTC small, 13.0M) with NeMo's own initialization and BatchNorm statistics measured on two
+``--full-size`` writes the published models instead (QuartzNet 15x5, 18.9M parameters, and
+Conformer-CTC small, 13.0M, with the configs of ``benchmarks/peers/nemo_asr_speed.py``) with
+NeMo's own initialization and BatchNorm statistics measured on two
 real recordings (pocketsphinx-testdata), for ``benchmarks/nemo_parity.py --fixtures``. Random deep
 networks are chaotic: a rounding difference at the input grows layer by layer, so beside NeMo's
 outputs the file records how far NeMo differs from itself between 1 and 2 threads
@@ -32,6 +33,7 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -306,6 +308,18 @@ def run(model, batch: torch.Tensor, lengths: torch.Tensor) -> dict:
 
 
 RECORDINGS = Path("/usr/share/pocketsphinx/test/data/librivox")
+PEER_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks/peers/nemo_asr_speed.py"
+
+
+def _peer_configs() -> Any:
+    """benchmarks/peers/nemo_asr_speed.py as a module (it runs in the same NeMo venv)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("nemo_asr_speed", PEER_BENCHMARK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def full_size(out: Path) -> None:
@@ -322,20 +336,8 @@ def full_size(out: Path) -> None:
     for row, wave in enumerate(waves):
         batch[row, : len(wave)] = torch.from_numpy(wave.astype(np.float32) / 32768.0)
     lengths = torch.tensor([len(w) for w in waves])
-    blocks = [jasper_block(256, 1, 33, stride=2)]
-    for filters, kernel in [(256, 33), (256, 39), (512, 51), (512, 63), (512, 75)]:
-        blocks += [jasper_block(filters, 5, kernel, residual=True) for _ in range(3)]
-    blocks += [jasper_block(512, 1, 87, dilation=2), jasper_block(1024, 1, 1)]
-    quartznet = quartznet_config()
-    quartznet["encoder"]["jasper"] = blocks
-    quartznet["decoder"]["feat_in"] = 1024
-    conformer = conformer_char_config()
-    conformer["preprocessor"] = preprocessor(80, 0)
-    conformer["encoder"].update(
-        feat_in=80, d_model=176, n_layers=16, n_heads=4, subsampling_conv_channels=-1,
-        ff_expansion_factor=4, conv_kernel_size=31,
-    )  # fmt: skip
-    conformer["decoder"]["feat_in"] = 176
+    peers = _peer_configs()  # NeMo's published configs, as the speed benchmark writes them
+    quartznet, conformer = peers.quartznet_15x5_config(), peers.conformer_ctc_small_config()
     for kind, cfg in (("quartznet_15x5", quartznet), ("conformer_ctc_small", conformer)):
         torch.manual_seed(0)
         model = EncDecCTCModel(cfg=OmegaConf.create(cfg))

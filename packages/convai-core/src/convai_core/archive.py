@@ -65,6 +65,7 @@ __all__ = [
     "ArchiveContents",
     "read_archive",
     "read_manifest",
+    "tar_member_kind",
     "write_archive",
 ]
 
@@ -131,7 +132,8 @@ def _member_name_problem(name: str) -> str | None:
     )
 
 
-def _member_kind(info: tarfile.TarInfo) -> str:
+def tar_member_kind(info: tarfile.TarInfo) -> str:
+    """What a tar member that is not a regular file is, in words (for refusals)."""
     if info.issym():
         return "a symbolic link"
     if info.islnk():
@@ -513,7 +515,7 @@ def _scan_members(path: pathlib.Path, tar: tarfile.TarFile) -> dict[str, tarfile
                 continue
             if not info.isreg():
                 raise ArchiveError(
-                    f"{path}: member {name!r} is {_member_kind(info)}; .convai archives hold "
+                    f"{path}: member {name!r} is {tar_member_kind(info)}; .convai archives hold "
                     f"only regular files. Refusing to read it; {_REBUILD_HINT}"
                 )
             members[name] = info

@@ -118,7 +118,7 @@ def _use_archive_model(cfg: DictConfig, path: str, overrides: Sequence[str]) -> 
     model = OmegaConf.create(archive_model_config(path))
     values = {o.key_or_group[len("model.") :]: o.value() for o in parsed}
     for key, value in values.items():
-        if not key.endswith(".name") or key.count(".") < 1:
+        if not key.endswith(".name"):
             continue
         node_key = key[: -len(".name")]
         node = OmegaConf.select(model, node_key)

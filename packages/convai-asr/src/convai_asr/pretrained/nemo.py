@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from convai_core.archive import tar_member_kind
 from convai_core.errors import ConvaiError
 
 __all__ = [
@@ -104,20 +105,6 @@ class NemoCheckpoint:
 # ---------------------------------------------------------------------------------------------
 # Reading the file
 # ---------------------------------------------------------------------------------------------
-
-
-def _member_kind(info: tarfile.TarInfo) -> str:
-    if info.issym():
-        return "a symbolic link"
-    if info.islnk():
-        return "a hard link"
-    if info.isdir():
-        return "a directory"
-    if info.ischr() or info.isblk():
-        return "a device file"
-    if info.isfifo():
-        return "a FIFO"
-    return f"a tar member of type {info.type!r}"
 
 
 def _plain_name(path: Path, name: str) -> str | None:
@@ -188,7 +175,7 @@ def _read_members(path: Path) -> dict[str, bytes]:
                     continue
                 if not info.isreg():
                     raise NemoImportError(
-                        f"{path}: member {info.name!r} is {_member_kind(info)}; a .nemo holds "
+                        f"{path}: member {info.name!r} is {tar_member_kind(info)}; a .nemo holds "
                         "regular files only. Refusing to read it"
                     )
                 if name in members:
