@@ -267,3 +267,24 @@ def test_model_archive_fine_tunes_the_archive_as_it_is(tmp_path: Path) -> None:
         assert torch.allclose(tuned.state_dict()[key], tensor, atol=1e-5), key
     with pytest.raises(ConfigError, match=r"deleting keys \(~model\.dropout\) is not supported"):
         compose_config([f"model={archive}", "~model.dropout"])
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (None, False),
+        ({"manifest": None, "batch_size": 8}, False),  # the demo's validation_ds.manifest=null
+        ({"file": None, "slots_file": None}, False),
+        ({"manifest": "dev.jsonl"}, True),
+        ({"file": "dev.tsv"}, True),
+        ({"num_samples": 64}, True),  # data made by the model itself (core/mlp_classifier)
+    ],
+)
+def test_a_validation_section_without_data_monitors_nothing(section, expected) -> None:
+    """No checkpoint waits for a val_loss that a null validation manifest never logs."""
+    from omegaconf import OmegaConf
+
+    from convai_core.train import _has_validation
+
+    node = None if section is None else OmegaConf.create(section)
+    assert _has_validation(node) is expected

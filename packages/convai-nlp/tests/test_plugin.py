@@ -64,3 +64,31 @@ def test_a_backbone_without_weights_says_what_to_download(tmp_path, monkeypatch)
     message = str(info.value)
     assert "bert-base-uncased" in message and str(tmp_path / "lm" / "bert-base-uncased") in message
     assert "model.safetensors" in message and "model.backbone.path" in message
+
+
+def test_num_layers_keeps_the_first_pretrained_layers() -> None:
+    """model.backbone.num_layers=N: the first N layers with their pretrained weights; a depth
+    the encoder does not have is a config error naming the key."""
+    import pytest
+    import torch
+
+    from convai_core.errors import ConfigError
+    from convai_nlp.modules.encoder import TransformerEncoder
+
+    full = TransformerEncoder("minilm-l6-h384")
+    short = TransformerEncoder("minilm-l6-h384", num_layers=2)
+    assert len(full.model.encoder.layer) == 6 and len(short.model.encoder.layer) == 2
+    for index in range(2):
+        a, b = full.model.encoder.layer[index], short.model.encoder.layer[index]
+        for (name, p), (_, q) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+            assert torch.equal(p, q), (index, name)
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    mask = torch.ones_like(ids)
+    full.eval(), short.eval()
+    with torch.no_grad():
+        # the truncated encoder's output is the full encoder's hidden state after layer 2
+        expected = full.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        got = short(input_ids=ids, attention_mask=mask)
+    assert torch.allclose(got, expected.hidden_states[2], atol=1e-5)
+    with pytest.raises(ConfigError, match=r"model.backbone.num_layers=7: .* has 6 layers"):
+        TransformerEncoder("minilm-l6-h384", num_layers=7)

@@ -35,27 +35,3 @@ def test_listing_and_help_do_not_import_torch() -> None:
     assert result.returncode == 0, result.stderr
     assert "tts/fastpitch" in result.stdout and "usage: convai tts" in result.stdout
     assert "teacher" in result.stdout and "--vocoder" in result.stdout
-
-
-def test_no_library_module_imports_the_gpl_voice() -> None:
-    """piper and espeak-ng (GPL-3) are imported only by the teacher worker, a separate program
-    run in its own environment; no module of the library imports them."""
-    import ast
-    from pathlib import Path
-
-    import convai_tts
-
-    root = Path(convai_tts.__file__).parent
-    offenders = []
-    for path in root.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            if any(n.split(".")[0] in {"piper", "espeakng", "espeak"} for n in names):
-                offenders.append(path.relative_to(root).as_posix())
-    assert offenders == ["data/piper_worker.py"]
-    worker = (root / "data" / "piper_worker.py").read_text(encoding="utf-8")
-    assert "import convai" not in worker and "from convai" not in worker

@@ -100,9 +100,9 @@ def synth_main(argv: Sequence[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="convai asr synth",
-        description="Turn text into a speech dataset with offline voices (espeak-ng, flite), split "
-        "by voice: the test voices never appear in training. Writes wavs and train/dev/test "
-        "manifests under --out.",
+        description="Turn text into a speech dataset with offline voices (espeak-ng, flite, the "
+        "piper neural voice piper:joe), split by voice: the test voices never appear in training. "
+        "Writes wavs and train/dev/test manifests under --out.",
     )
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
@@ -114,7 +114,19 @@ def synth_main(argv: Sequence[str]) -> int:
     parser.add_argument("--test-voices", default=",".join(DEFAULT_TEST_VOICES))
     parser.add_argument("--num-train-sentences", type=int, default=None)
     parser.add_argument("--num-heldout-sentences", type=int, default=40)
-    parser.add_argument("--voices-per-sentence", type=int, default=1)
+    parser.add_argument(
+        "--voices-per-sentence",
+        type=int,
+        default=1,
+        help="how many of the training voices (in turn) speak each training sentence",
+    )
+    parser.add_argument(
+        "--every-sentence-voices",
+        default="",
+        help="comma-separated training voices that speak every training sentence besides "
+        "(e.g. piper:joe, a natural-sounding neural voice; GPL-3, installed on first use into a "
+        "side environment in the cache)",
+    )
     parser.add_argument("--max-words", type=int, default=20)
     parser.add_argument("--sample-rate", type=int, default=16000)
     parser.add_argument("--workers", type=int, default=2)
@@ -149,6 +161,7 @@ def synth_main(argv: Sequence[str]) -> int:
         num_train_sentences=args.num_train_sentences,
         num_heldout_sentences=args.num_heldout_sentences,
         voices_per_sentence=args.voices_per_sentence,
+        every_sentence_voices=[v for v in args.every_sentence_voices.split(",") if v],
         sample_rate=args.sample_rate,
         workers=args.workers,
         seed=args.seed,

