@@ -52,7 +52,7 @@ EXTRA = [*RECIPES.get(MODEL, []), *os.environ.get("DEMO_SET", "").split()]
 
 
 #: Voices that speak every training sentence besides two of the Debian voices in turn: the piper
-#: voice is the only natural-sounding one (3 points less WER on the real recordings than without).
+#: voice is the only natural-sounding one (lower CER on the real recordings, benchmarks/results/asr.md).
 EVERY_SENTENCE_VOICES = ["piper:joe"]
 
 

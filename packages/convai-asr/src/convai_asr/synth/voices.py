@@ -146,7 +146,9 @@ class _PiperSession:
             reply = self.proc.stdout.readline()
         except BrokenPipeError:
             reply = ""
-        if not reply:
+        if not reply or not out.is_file():
+            if self.proc.poll() is None:
+                self.proc.kill()
             self.proc.wait(timeout=30)
             self.log.seek(0)
             said = self.log.read().strip()[-400:]
