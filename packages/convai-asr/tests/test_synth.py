@@ -86,3 +86,31 @@ def test_unknown_voices_are_named(tmp_path: Path) -> None:
         check_engines([Voice.parse("piper:nobody")])
     with pytest.raises(ConvaiError, match="needs the file and its config"):
         check_engines([Voice.parse(f"piper:{tmp_path / 'missing.onnx'}")])
+
+
+def test_a_silent_piper_worker_is_stopped_with_a_clear_error(tmp_path: Path, monkeypatch) -> None:
+    """A worker that never answers (hung) is killed after the reply timeout, and the error says
+    what it printed; synthesis does not wait forever."""
+    import random
+    import subprocess
+    import sys
+    import tempfile
+
+    from convai_asr.synth import voices
+
+    session = object.__new__(voices._PiperSession)
+    session.name = "joe"
+    session.log = tempfile.TemporaryFile(mode="w+")
+    session.proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; print('loading the voice', file=sys.stderr, "
+         "flush=True); time.sleep(60)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=session.log,
+        text=True,
+    )  # fmt: skip
+    monkeypatch.setattr(voices, "REPLY_TIMEOUT_S", 1.0)
+    with pytest.raises(ConvaiError, match=r"gave no answer in 1 s\): loading the voice"):
+        session.speak("hello there", tmp_path / "x.wav", random.Random(0))
+    assert session.proc.poll() is not None  # killed, not left running
+    session.log.close()

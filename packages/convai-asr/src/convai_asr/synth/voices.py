@@ -15,6 +15,7 @@ import atexit
 import json
 import os
 import random
+import select
 import shutil
 import subprocess
 import tempfile
@@ -111,6 +112,10 @@ def _command(voice: Voice, text: str, out: Path, rng: random.Random) -> list[str
     ]
 
 
+#: Seconds a synthesizer may take for one utterance before it is stopped.
+REPLY_TIMEOUT_S = 120.0
+
+
 class _PiperSession:
     """A piper worker process kept for the life of this process (loading the voice takes about
     a second, speaking a sentence a fraction of one)."""
@@ -143,7 +148,9 @@ class _PiperSession:
         try:
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
-            reply = self.proc.stdout.readline()
+            # one reply a request, so nothing waits in the buffer: the pipe itself says when
+            ready, _, _ = select.select([self.proc.stdout], [], [], REPLY_TIMEOUT_S)
+            reply = self.proc.stdout.readline() if ready else ""
         except BrokenPipeError:
             reply = ""
         if not reply or not out.is_file():
@@ -152,7 +159,10 @@ class _PiperSession:
             self.proc.wait(timeout=30)
             self.log.seek(0)
             said = self.log.read().strip()[-400:]
-            raise ConvaiError(f"piper:{self.name} stopped on {text!r}: {said or 'no message'}")
+            raise ConvaiError(
+                f"piper:{self.name} stopped on {text!r} (or gave no answer in "
+                f"{REPLY_TIMEOUT_S:.0f} s): {said or 'no message'}"
+            )
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -182,7 +192,10 @@ def _speak(voice: Voice, text: str, raw: Path, rng: random.Random) -> None:
         session.speak(text, raw, rng)
         return
     result = subprocess.run(
-        _command(voice, text, raw, rng), capture_output=True, text=True, timeout=120
+        _command(voice, text, raw, rng),
+        capture_output=True,
+        text=True,
+        timeout=REPLY_TIMEOUT_S,
     )
     if result.returncode != 0 or not raw.is_file():
         raise ConvaiError(f"{voice.key} failed on {text!r}: {result.stderr.strip()[:300]}")

