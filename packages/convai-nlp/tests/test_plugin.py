@@ -92,3 +92,32 @@ def test_num_layers_keeps_the_first_pretrained_layers() -> None:
     assert torch.allclose(got, expected.hidden_states[2], atol=1e-5)
     with pytest.raises(ConfigError, match=r"model.backbone.num_layers=7: .* has 6 layers"):
         TransformerEncoder("minilm-l6-h384", num_layers=7)
+
+
+def test_freeze_layers_trains_only_the_upper_layers() -> None:
+    """model.backbone.freeze_layers=N: after an optimizer step the embeddings and the first N
+    layers hold their pretrained weights and the others moved; a count the encoder does not
+    have is a config error naming the key."""
+    import pytest
+    import torch
+
+    from convai_core.errors import ConfigError
+    from convai_nlp.modules.encoder import TransformerEncoder
+
+    torch.manual_seed(0)
+    encoder = TransformerEncoder("minilm-l6-h384", freeze_layers=2, case_embedding=True)
+    before = {name: p.detach().clone() for name, p in encoder.named_parameters()}
+    trainable = [p for p in encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(trainable, lr=0.1)
+    ids = torch.tensor([[101, 7592, 2088, 102], [101, 2088, 102, 0]])
+    mask = (ids != 0).long()
+    encoder(ids, mask, case_ids=torch.ones_like(ids)).pow(2).mean().backward()
+    optimizer.step()
+    moved = {name for name, p in encoder.named_parameters() if not torch.equal(p, before[name])}
+    frozen = ("model.embeddings.", "model.encoder.layer.0.", "model.encoder.layer.1.")
+    assert not any(name.startswith(frozen) for name in moved), sorted(moved)[:5]
+    for index in range(2, 6):
+        assert any(name.startswith(f"model.encoder.layer.{index}.") for name in moved), index
+    assert "case_embedding.weight" in moved  # a new part always trains
+    with pytest.raises(ConfigError, match=r"model.backbone.freeze_layers=7: .* has 6 layers"):
+        TransformerEncoder("minilm-l6-h384", freeze_layers=7)

@@ -19,7 +19,10 @@ def task_config(task: str, /, **overrides: Any) -> Any:
 
 
 def fit_quietly(model: Any, epochs: int, seed: int = 0) -> Any:
-    """Fit ``model`` for ``epochs`` on CPU without loggers, checkpoints or bars; the trainer."""
+    """Fit ``model`` for ``epochs`` on CPU without loggers, checkpoints or bars; the trainer.
+
+    The validation set is scored once, after the last epoch (``trainer.callback_metrics``).
+    """
     import pytorch_lightning as pl
 
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -31,6 +34,7 @@ def fit_quietly(model: Any, epochs: int, seed: int = 0) -> Any:
         enable_progress_bar=False,
         enable_model_summary=False,
         num_sanity_val_steps=0,
+        check_val_every_n_epoch=epochs,
     )
     trainer.fit(model)
     return trainer

@@ -52,6 +52,10 @@ class TransformerEncoder(nn.Module):
         num_layers: keep only the first ``num_layers`` transformer layers of the encoder (the
             rest of its pretrained weights are not loaded): a shallower, faster model that
             trades some accuracy for speed. ``None`` keeps them all.
+        freeze_layers: keep the input embeddings and the first ``freeze_layers`` transformer
+            layers at their pretrained weights (no gradient, no optimizer state): a step
+            back-propagates through the upper layers only, faster on a CPU and less prone to
+            forget on small data. ``0`` trains them all.
         case_embedding: add a learned vector per letter case class
             (:func:`~convai_nlp.tokenizers.case_class`) to each token's input embedding. It gives
             an uncased encoder (MiniLM, BERT uncased) back what its tokenizer lowered, which
@@ -73,6 +77,7 @@ class TransformerEncoder(nn.Module):
         attention_dropout: float | None = None,
         case_embedding: bool = False,
         num_layers: int | None = None,
+        freeze_layers: int = 0,
     ) -> None:
         super().__init__()
         import transformers
@@ -147,6 +152,30 @@ class TransformerEncoder(nn.Module):
 
             self.case_embedding = nn.Embedding(NUM_CASES, self.hidden_size)
             nn.init.zeros_(self.case_embedding.weight)
+        self.freeze_layers = int(freeze_layers)
+        if self.freeze_layers:
+            self._freeze(catalog_name)
+
+    def _freeze(self, catalog_name: str) -> None:
+        """Stop the gradient of the input embeddings and the first ``freeze_layers`` layers."""
+        # BERT, RoBERTa, Megatron-BERT: encoder.layer; DistilBERT: transformer.layer
+        stack = getattr(getattr(self.model, "encoder", None), "layer", None)
+        if stack is None:
+            stack = getattr(getattr(self.model, "transformer", None), "layer", None)
+        embeddings = getattr(self.model, "embeddings", None)
+        if not isinstance(stack, nn.ModuleList) or embeddings is None:
+            raise ConfigError(
+                f"model.backbone.freeze_layers={self.freeze_layers}: nlp/{catalog_name} has no "
+                "separate layers to freeze (ALBERT shares one layer's weights); use 0"
+            )
+        if not 0 <= self.freeze_layers <= len(stack):
+            raise ConfigError(
+                f"model.backbone.freeze_layers={self.freeze_layers}: nlp/{catalog_name} has "
+                f"{len(stack)} layers; freeze between 0 and {len(stack)}"
+            )
+        for module in (embeddings, *stack[: self.freeze_layers]):
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
 
     @property
     def input_ports(self) -> Mapping[str, NeuralType]:
