@@ -77,16 +77,22 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def measured_steps(train_manifest: Path, precision: str, minutes: float) -> int:
-    """How many training steps fit in ``minutes``: a few steps of the shipped model on a real
-    batch are timed first (validation and checkpoints take ~8% of a run on top)."""
+def measured_steps(
+    train_manifest: Path, precision: str, minutes: float, overrides: list[str]
+) -> int:
+    """How many training steps fit in ``minutes``: a few steps of the model (the shipped config
+    with the command line's ``model.*`` overrides) on a real batch are timed first (validation
+    and checkpoints take ~8% of a run on top)."""
     import torch
 
     from convai_core.train import compose_config
     from convai_tts.data.dataset import DurationDataset, collate_durations
     from convai_tts.models.fastpitch import FastPitchModel
 
-    cfg = compose_config(["model=tts/fastpitch", f"model.train_ds.manifest={train_manifest}"])
+    model_overrides = [o for o in overrides if o.lstrip("+").startswith("model.")]
+    cfg = compose_config(
+        ["model=tts/fastpitch", f"model.train_ds.manifest={train_manifest}", *model_overrides]
+    )
     model = FastPitchModel(cfg.model)
     dataset = DurationDataset(train_manifest, model.mel_config, symbols=model.symbols)
     # training batches hold clips of similar length (length buckets): time one of median length
@@ -123,7 +129,7 @@ def main() -> int:
     seconds = int(MINUTES * 60)
     hours, rest = divmod(seconds, 3600)
     precision = os.environ.get("DEMO_TTS_PRECISION") or ("bf16-mixed" if cpu_has_bf16() else "32")
-    steps = STEPS or measured_steps(train_manifest, precision, MINUTES)
+    steps = STEPS or measured_steps(train_manifest, precision, MINUTES, sys.argv[1:])
     print(f"demo-tts: precision {precision}, learning rate decaying over {steps} steps")
     overrides = [
         "model=tts/fastpitch",

@@ -72,8 +72,15 @@ def trained(teacher_corpus: Path) -> tuple[FastPitchModel, dict[str, torch.Tenso
     """The tiny model fitted to the eight teacher sentences (teacher durations), 300 steps.
     Measured here at 300: mel L1 0.30 x the constant spectrum's and 0.09 x the start's, duration
     loss 0.001, predicted lengths within 1.2% (at 200 steps: 0.52 x, 0.16 x, 0.02, 4.6%)."""
+    return _fit(teacher_corpus)
+
+
+def _fit(
+    teacher_corpus: Path, **config: object
+) -> tuple[FastPitchModel, dict[str, torch.Tensor], dict]:
+    """TINY (with ``config`` laid over it) fitted to the teacher sentences for 300 steps."""
     torch.manual_seed(0)
-    model = FastPitchModel({**TINY, "train_ds": {"manifest": str(teacher_corpus)}})
+    model = FastPitchModel({**TINY, **config, "train_ds": {"manifest": str(teacher_corpus)}})
     dataset = DurationDataset(teacher_corpus)
     batch = collate_durations([dataset[i] for i in range(len(dataset))])
     keep = (torch.arange(batch["mel"].shape[2])[None] < batch["mel_lengths"][:, None]).unsqueeze(1)
@@ -104,6 +111,45 @@ def test_the_model_learns_the_sentences_mels_and_durations(trained) -> None:
         _, lengths = model(batch["symbols"], batch["symbol_lengths"])
     ratio = lengths.float() / batch["mel_lengths"].float()
     assert ((ratio - 1).abs() < 0.15).all(), ratio
+
+
+def test_two_frames_per_decoder_step_learn_as_well_and_export(
+    teacher_corpus: Path, tmp_path: Path
+) -> None:
+    """reduction_factor=2: the decoder runs over half as many steps, the fitted model meets the
+    same bounds as the one-frame model, each utterance gets its exact frame count (odd ones
+    too), an utterance comes out the same alone as in a padded batch, and the export verifies."""
+    model, batch, start = _fit(teacher_corpus, reduction_factor=2)
+    l1 = _mel_l1(model, batch)
+    assert l1 < 0.5 * start["constant_l1"] and l1 < 0.2 * start["mel_l1"], (l1, start)
+    assert start["duration_loss_end"] < 0.1
+    seen: list[int] = []
+    hook = model.decoder.register_forward_hook(lambda m, args, out: seen.append(out.shape[1]))
+    with torch.no_grad():
+        mel, lengths = model(batch["symbols"], batch["symbol_lengths"])
+        hook.remove()
+        # the padded frame count is rounded up to whole decoder steps
+        assert seen == [(int(lengths.max()) + 1) // 2] and mel.shape[2] == 2 * seen[0]
+        ratio = lengths.float() / batch["mel_lengths"].float()
+        assert ((ratio - 1).abs() < 0.15).all(), ratio
+        # with the teacher's durations: odd and even frame counts, each decoded alone as in
+        # the padded batch (a short last group of frames is the mean of its real frames only)
+        encoded, _, _ = model._encode(batch["symbols"], batch["symbol_lengths"])
+        together, counts = model._decode(encoded, batch["durations"])
+        assert len({int(n) % 2 for n in counts}) == 2
+        for row in range(len(counts)):
+            n, frames = int(batch["symbol_lengths"][row]), int(counts[row])
+            alone, _ = model._decode(
+                encoded[row : row + 1, :n], batch["durations"][row : row + 1, :n]
+            )
+            assert alone.shape[2] == frames + frames % 2
+            torch.testing.assert_close(
+                alone[0, :, :frames], together[row, :, :frames], atol=1e-4, rtol=0
+            )
+    report = model.export(tmp_path / "voice_r2.onnx", format="onnx")
+    assert report.passed and report.max_abs_diff < 1e-3
+    with pytest.raises(ConvaiError, match=r"model\.reduction_factor=0"):
+        FastPitchModel({**TINY, "reduction_factor": 0})
 
 
 def test_archive_restores_identical_speech_and_export_is_verified(trained, tmp_path: Path) -> None:

@@ -15,6 +15,11 @@ and a one-dimensional convolution of it (the teacher's pitch in training, the pr
 inference) is added to the symbol vectors before they are repeated. Inference can then shift the
 voice's pitch (``pitch_shift`` semitones).
 
+With ``reduction_factor`` r > 1 the decoder runs at 1/r of the frame rate: each group of r frame
+vectors is averaged into one decoder input, and each decoder output is projected to r mel frames
+(the "reduction factor" of Tacotron and of ESPnet's FastSpeech 2). Most of a step's work is the
+decoder over frames, so r = 2 makes a CPU step about half as long.
+
 The symbol inventory (the embedding's size) is the frontend's: ``tts/english_phonemes`` (ARPAbet)
 or ``tts/mandarin_pinyin`` (initials, finals, tones).
 """
@@ -50,7 +55,7 @@ _DATA_KEYS = ("manifest", "batch_size", "shuffle", "max_duration", "skip_bad", "
 _MODEL_KEYS = {
     "name", "frontend", "mel", "d_model", "heads", "encoder_layers", "decoder_layers", "ff_dim",
     "kernel", "dropout", "decoder_dropout", "duration_predictor", "duration_loss_weight", "optim",
-    "pitch", "pitch_stats", "train_ds", "validation_ds", "test_ds",
+    "pitch", "pitch_stats", "train_ds", "validation_ds", "test_ds", "reduction_factor",
 }  # fmt: skip
 #: Sentences an export is verified on (a frontend may name its own: ``EXAMPLE_SENTENCES``).
 _EXAMPLES = ("Hello there, how are you today?", "The quick brown fox jumps.")
@@ -96,7 +101,8 @@ class FastPitchModel(ModelBase):
     (:class:`~convai_tts.audio.MelConfig` keys), ``d_model``, ``heads``, ``encoder_layers``,
     ``decoder_layers``, ``ff_dim``, ``kernel``, ``dropout``, ``decoder_dropout`` (default:
     ``dropout``), ``duration_predictor`` (``hidden``,
-    ``kernel``, ``dropout``), ``duration_loss_weight``, ``optim`` and the data sections
+    ``kernel``, ``dropout``), ``duration_loss_weight``, ``reduction_factor`` (mel frames per
+    decoder step, default 1), ``optim`` and the data sections
     ``train_ds`` / ``validation_ds`` (``manifest``, ``batch_size``, ``shuffle``,
     ``max_duration``, ``skip_bad``).
     """
@@ -125,7 +131,13 @@ class FastPitchModel(ModelBase):
         predictor = dict(to_plain(c.get("duration_predictor")) or {})
         check_keys("model.duration_predictor", predictor, {"hidden", "kernel", "dropout"})
         self.duration_predictor = DurationPredictor(d_model, **predictor)
-        self.mel_out = nn.Linear(d_model, self.mel_config.n_mels)
+        self.reduction_factor = int(c.get("reduction_factor", 1))
+        if self.reduction_factor < 1:
+            raise ConfigError(
+                f"model.reduction_factor={self.reduction_factor}: use 1 (a decoder step per mel "
+                "frame) or more (that many frames per step)"
+            )
+        self.mel_out = nn.Linear(d_model, self.mel_config.n_mels * self.reduction_factor)
         pitch = dict(to_plain(c.get("pitch")) or {})
         check_keys("model.pitch", pitch, _PITCH_KEYS)
         self.pitch_predictor: DurationPredictor | None = None
@@ -211,12 +223,26 @@ class FastPitchModel(ModelBase):
     def _decode(
         self, encoded: torch.Tensor, durations: torch.Tensor, max_frames: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        frames, mel_lengths = regulate_length(encoded, durations, max_frames)
+        r = self.reduction_factor
+        frames, mel_lengths = regulate_length(encoded, durations, max_frames, multiple=r)
         pad = torch.arange(frames.shape[1], device=frames.device)[None, :] >= mel_lengths[:, None]
-        decoded = self.decoder(frames, pad)
-        mel = self.mel_out(decoded).transpose(1, 2)  # (B, n_mels, F)
+        if r > 1:
+            # decoder step j: the mean of the real frames among j*r .. j*r + r - 1 (an
+            # utterance's last group may hold fewer); the frame count is a multiple of r
+            batch, _, width = frames.shape
+            groups = frames.reshape(batch, -1, r, width)  # (B, S, r, D)
+            real = (~pad).to(frames.dtype).reshape(batch, -1, r, 1)
+            inputs = groups.sum(dim=2) / real.sum(dim=2).clamp(min=1.0)  # (B, S, D)
+            decoded = self.decoder(inputs, real.sum(dim=(2, 3)) == 0)
+            grouped = self.mel_out(decoded)  # (B, S, r * n_mels): r frames per step
+            mel = grouped.reshape(batch, -1, self.mel_config.n_mels).transpose(1, 2)
+        else:
+            decoded = self.decoder(frames, pad)
+            mel = self.mel_out(decoded).transpose(1, 2)  # (B, n_mels, F)
         floor = self.mel_config.log_floor
         mel = torch.where(pad.unsqueeze(1), torch.full_like(mel, floor), mel)
+        if max_frames is not None and mel.shape[2] > max_frames:
+            mel = mel[:, :, :max_frames]  # a frame count rounded up to r: back to the target's
         return mel, mel_lengths
 
     def forward(

@@ -10,6 +10,7 @@ lengths.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -99,7 +100,7 @@ class DurationPredictor(nn.Module):
 
 
 def regulate_length(
-    x: torch.Tensor, durations: torch.Tensor, max_frames: int | None = None
+    x: torch.Tensor, durations: torch.Tensor, max_frames: int | None = None, multiple: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Repeat each symbol's vector ``durations`` times.
 
@@ -107,6 +108,7 @@ def regulate_length(
         x: (B, T, D) symbol vectors.
         durations: (B, T) non-negative integer frame counts (0 at padding).
         max_frames: pad the output to this many frames (default: the longest utterance).
+        multiple: round the padded frame count up to a multiple of this.
 
     Returns:
         (B, F, D) frame vectors (zeros past each utterance's end) and (B,) frame counts.
@@ -115,12 +117,21 @@ def regulate_length(
     ends = torch.cumsum(durations, dim=1)  # (B, T)
     lengths = ends[:, -1]
     if max_frames is not None:
-        frames = int(max_frames)
+        frames = -(-int(max_frames) // multiple) * multiple
     else:
         # a data-dependent size: tell the exporter it is a real length of at least two frames
         # (a guard on "is it 1?" would otherwise stop the dynamo ONNX export)
-        frames = int(torch.clamp(lengths.max(), min=2).item())
-        torch._check(frames >= 2)
+        longest = torch.clamp(lengths.max(), min=2)
+        if multiple > 1:
+            # at least two groups; kept symbolic (no int()): the export reads a group count
+            groups: Any = torch.clamp(
+                torch.div(longest + multiple - 1, multiple, rounding_mode="floor"), min=2
+            ).item()
+            torch._check(groups >= 2)
+            frames = groups * multiple
+        else:
+            frames = int(longest.item())
+            torch._check(frames >= 2)
     grid = torch.arange(frames, device=x.device).unsqueeze(0)  # (1, F)
     # symbol index of each frame: how many symbols end at or before it
     index = (ends.unsqueeze(1) <= grid.unsqueeze(2)).sum(dim=2)  # (B, F)
