@@ -29,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "nlp_quality.json"
 KEEP = ""  # --keep: where to copy the trained archives
+EXTRA: list[str] = []  # --set: overrides added to every task's `convai train`
 
 
 def _train(
@@ -44,6 +45,7 @@ def _train(
         "train",
         f"model={model}",
         *overrides,
+        *EXTRA,
         f"trainer.max_time=00:00:{limit // 60:02d}:{limit % 60:02d}",
         "trainer.num_sanity_val_steps=0",
         "exp_manager.checkpoint.save_top_k=1",
@@ -375,9 +377,18 @@ def main() -> int:
     parser.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results")
     parser.add_argument("--minutes", type=float, default=14.0, help="training limit per task")
     parser.add_argument("--keep", help="copy each trained archive here as <task>.convai")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra `convai train` override for every task, after the task's own "
+        "(repeatable), e.g. --set model.backbone.freeze_layers=2",
+    )
     args = parser.parse_args()
-    global KEEP
+    global KEEP, EXTRA
     KEEP = args.keep or ""
+    EXTRA = list(args.set)
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
@@ -390,6 +401,7 @@ def main() -> int:
             results[task] = TASKS[task](args.minutes, Path(tmp))
         results[task]["command"] = (
             f"python benchmarks/nlp_quality.py --tasks {task} --minutes {args.minutes:g}"
+            + "".join(f" --set {item}" for item in EXTRA)
         )
         results[task]["threads"] = int(os.environ.get("OMP_NUM_THREADS", "0")) or os.cpu_count()
         out.parent.mkdir(parents=True, exist_ok=True)
