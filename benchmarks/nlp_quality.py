@@ -383,7 +383,7 @@ def main() -> int:
         default=[],
         metavar="KEY=VALUE",
         help="an extra `convai train` override for every task, after the task's own "
-        "(repeatable), e.g. --set model.backbone.freeze_layers=2",
+        "(repeatable), e.g. --set +model.backbone.freeze_layers=2",
     )
     args = parser.parse_args()
     global KEEP, EXTRA

@@ -27,7 +27,7 @@ def _build(corpus_dir: Path) -> tuple[Any, Path]:
                 "train_ds.file": str(train),
                 "train_ds.batch_size": 16,
                 # the two lower layers and the embeddings keep their pretrained weights:
-                # a 30% faster step, and 0.78 against 0.76 after 2 epochs here
+                # a 25% faster epoch, and 0.78 against 0.76 after 2 epochs here
                 "backbone.freeze_layers": 2,
                 "validation_ds.file": str(dev),
             },
