@@ -231,9 +231,9 @@ class FastPitchModel(ModelBase):
             # utterance's last group may hold fewer); the frame count is a multiple of r
             batch, _, width = frames.shape
             groups = frames.reshape(batch, -1, r, width)  # (B, S, r, D)
-            real = (~pad).to(frames.dtype).reshape(batch, -1, r, 1)
-            inputs = groups.sum(dim=2) / real.sum(dim=2).clamp(min=1.0)  # (B, S, D)
-            decoded = self.decoder(inputs, real.sum(dim=(2, 3)) == 0)
+            real = (~pad).to(frames.dtype).reshape(batch, -1, r).sum(dim=2)  # (B, S)
+            inputs = groups.sum(dim=2) / real.clamp(min=1.0).unsqueeze(-1)  # (B, S, D)
+            decoded = self.decoder(inputs, real == 0)
             grouped = self.mel_out(decoded)  # (B, S, r * n_mels): r frames per step
             mel = grouped.reshape(batch, -1, self.mel_config.n_mels).transpose(1, 2)
         else:
