@@ -4,6 +4,12 @@ Two token heads on one encoder: the mark that follows each word (``O``, ``,``, `
 and whether the word starts with a capital (``U``/``O``). Data are NeMo's ``text.txt`` +
 ``labels.txt`` with two-character labels (``.U``: a capitalized word followed by a period).
 Inference takes raw text of any length (split into overlapping windows), e.g. an ASR transcript.
+
+Marks are rarer than "no mark", and a model trained with cross-entropy under-predicts them
+(commas most). With ``calibrate: true`` each validation also chooses one logit offset per mark
+that maximizes the marks' mean F1 on the validation data (:func:`fit_offsets`); the offsets are
+a buffer of the model (saved with each checkpoint, added to the punctuation logits at inference
+and in the exported graph) and are never used by the training loss.
 """
 
 from __future__ import annotations
@@ -31,8 +37,59 @@ SENTENCE_ENDS = (".", "?", "!")
 STRIP = "\"'()[]{},.?!;:“”‘’«»"
 
 
+#: Offsets tried for each mark by :func:`fit_offsets` (logit units, 0 included).
+OFFSET_GRID = tuple(x / 4 for x in range(-8, 17))
+
+
 def _best(probs: Sequence[float]) -> int:
     return max(range(len(probs)), key=probs.__getitem__)
+
+
+def _mean_f1(predicted: torch.Tensor, truth: torch.Tensor, classes: Sequence[int]) -> float:
+    scores = []
+    for c in classes:
+        tp = int(((predicted == c) & (truth == c)).sum())
+        guessed, actual = int((predicted == c).sum()), int((truth == c).sum())
+        scores.append(2 * tp / (guessed + actual) if guessed + actual else 0.0)
+    return sum(scores) / max(len(scores), 1)
+
+
+def fit_offsets(
+    log_probs: torch.Tensor, truth: torch.Tensor, none: int = 0, rounds: int = 2
+) -> tuple[torch.Tensor, float]:
+    """Per-class logit offsets (class ``none``, "no mark", fixed at 0) that maximize the mean F1
+    of the other classes when each token takes ``argmax(log_probs + offsets)``.
+
+    Coordinate ascent over :data:`OFFSET_GRID`, ``rounds`` passes over the classes; an offset
+    moves only when the mean F1 strictly improves (all zeros when nothing does).
+
+    Shapes: log_probs (N, C), truth (N,) -> offsets (C,), and the mean F1 they reach.
+    """
+    offsets = torch.zeros(log_probs.shape[-1])
+    classes = [c for c in range(log_probs.shape[-1]) if c != none]
+    best = _mean_f1((log_probs + offsets).argmax(-1), truth, classes)
+    for _ in range(rounds):
+        for c in classes:
+            for value in OFFSET_GRID:
+                trial = offsets.clone()
+                trial[c] = value
+                score = _mean_f1((log_probs + trial).argmax(-1), truth, classes)
+                if score > best + 1e-12:
+                    best, offsets = score, trial
+    return offsets, best
+
+
+class _Shifted(torch.nn.Module):
+    """A head whose logits get fixed per-class offsets (the calibrated punctuation head)."""
+
+    def __init__(self, head: torch.nn.Module, offsets: torch.Tensor):
+        super().__init__()
+        self.head = head
+        self.offsets = offsets
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.head(hidden)
+        return out + self.offsets.to(out.dtype)
 
 
 class PunctuationCapitalizationModel(TransformerTaskModel):
@@ -40,13 +97,16 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
 
     Config keys: ``backbone``, ``punct_labels`` (``O`` first; read from the training labels
     when unset), ``capit_labels`` (default ``[O, U]``), ``punct_head``, ``capit_head``,
-    ``optim``, and data sections with ``text_file`` and ``labels_file``. Validation logs
-    ``val_loss``, ``val_punct_f1`` (macro-F1 of the marks, ``O`` left out) and
+    ``calibrate`` (fit the marks' logit offsets at each validation; default true), ``optim``,
+    and data sections with ``text_file`` and ``labels_file``. Validation logs ``val_loss``,
+    ``val_punct_f1`` (macro-F1 of the marks, ``O`` left out, with the offsets just fitted on
+    that validation data), ``val_punct_f1_raw`` (the same without offsets) and
     ``val_capit_f1`` (F1 of ``U``).
     """
 
     DEFAULT_DATASET = "nlp/punctuation_capitalization"
     LABEL_KEYS = ("punct_labels", "capit_labels")
+    punct_offsets: torch.Tensor  # a buffer: the calibrated offsets of the punctuation logits
 
     def __init__(self, cfg: DictConfig | Mapping[str, Any], trainer: pl.Trainer | None = None):
         super().__init__(cfg, trainer)
@@ -61,6 +121,13 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         self.capit_head = self.build_head(
             "capit_head", "nlp/token_classifier", len(self.capit_labels)
         )
+        self.calibrate = bool(self.cfg.get("calibrate", True))
+        self.register_buffer("punct_offsets", torch.zeros(len(self.punct_labels)))
+        self._register_load_state_dict_pre_hook(self._offsets_default)
+
+    def _offsets_default(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
+        # archives written before the offsets existed load as uncalibrated
+        state.setdefault(prefix + "punct_offsets", torch.zeros(len(self.punct_labels)))
 
     def _train_rows(self) -> list[tuple[list[str], list[str]]]:
         return read_token_classification(
@@ -85,7 +152,19 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         attention_mask: torch.Tensor,
         case_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> (B, T, P), (B, T, 2)."""
+        """Shapes: input_ids (B, T), attention_mask (B, T), case_ids (B, T) -> (B, T, P), (B, T, 2).
+
+        The punctuation logits include the calibrated offsets (zero until a validation fits
+        them); training uses :meth:`_raw`, without them."""
+        punct, capit = self._raw(input_ids, attention_mask, case_ids)
+        return punct + self.punct_offsets.to(punct.dtype), capit
+
+    def _raw(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        case_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.backbone(input_ids, attention_mask, case_ids)
         return self.punct_head(hidden), self.capit_head(hidden)
 
@@ -101,7 +180,7 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
     def _losses(
         self, batch: dict[str, torch.Tensor]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        punct, capit = self(*self.inputs(batch))
+        punct, capit = self._raw(*self.inputs(batch))
         return self._ce(punct, batch["punct"]) + self._ce(capit, batch["capit"]), punct, capit
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -115,8 +194,8 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         keep = batch["punct"] != IGNORE_INDEX
         self._val_outputs.append(
             (
-                batch["punct"][keep].tolist(),
-                punct.argmax(-1)[keep].tolist(),
+                batch["punct"][keep].cpu(),
+                punct.float().log_softmax(-1)[keep].cpu(),  # raw: the offsets are fitted on these
                 batch["capit"][keep].tolist(),
                 capit.argmax(-1)[keep].tolist(),
             )
@@ -126,14 +205,22 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         outputs = self.gather_objects(self._val_outputs)
         if not outputs:
             return
-        scores = self._scores(
-            [self.punct_labels[i] for o in outputs for i in o[0]],
-            [self.punct_labels[i] for o in outputs for i in o[1]],
+        truth = torch.cat([o[0] for o in outputs])
+        log_probs = torch.cat([o[1] for o in outputs])
+        raw = self._scores(
+            [self.punct_labels[i] for i in truth.tolist()],
+            [self.punct_labels[i] for i in log_probs.argmax(-1).tolist()],
             [self.capit_labels[i] for o in outputs for i in o[2]],
             [self.capit_labels[i] for o in outputs for i in o[3]],
         )
-        self.log("val_punct_f1", scores["punct_f1"], prog_bar=True)
-        self.log("val_capit_f1", scores["capitalization_f1"], prog_bar=True)
+        punct_f1 = raw["punct_f1"]
+        sanity = self._trainer is not None and self._trainer.sanity_checking
+        if self.calibrate and "O" in self.punct_labels and not sanity:
+            offsets, punct_f1 = fit_offsets(log_probs, truth, none=self.punct_labels.index("O"))
+            self.punct_offsets.copy_(offsets)
+        self.log("val_punct_f1", punct_f1, prog_bar=True)
+        self.log("val_punct_f1_raw", raw["punct_f1"])
+        self.log("val_capit_f1", raw["capitalization_f1"], prog_bar=True)
 
     def _scores(
         self,
@@ -160,8 +247,9 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         self, sentences: Sequence[Sequence[str]], batch_size: int = 64
     ) -> list[list[tuple[str, str]]]:
         """``(punctuation, capitalization)`` labels of every word of every sentence."""
+        shifted = _Shifted(self.punct_head, self.punct_offsets)
         (punct, capit), _ = word_predictions(
-            self, sentences, [self.punct_head, self.capit_head], batch_size
+            self, sentences, [shifted, self.capit_head], batch_size
         )
         return [
             [
