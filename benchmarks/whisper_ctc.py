@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="a `convai asr synth` folder")
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget")
     parser.add_argument("--steps", type=int, default=100000, help="step limit (default: time)")
+    parser.add_argument(
+        "--add-train",
+        type=Path,
+        action="append",
+        default=[],
+        help="another `convai asr synth` folder whose training split is added (repeatable)",
+    )
     parser.add_argument("--augment", default=None, help="YAML list of waveform augmentations")
     parser.add_argument("--set", action="append", default=[], help="extra Hydra override")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/whisper_ctc"))
@@ -57,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = int(args.minutes * 60)
     overrides = [
         "model=asr/whisper_ctc",
-        f"model.train_ds.manifest={args.data / 'train_manifest.jsonl'}",
+        "model.train_ds.manifest=["
+        + ",".join(str(d / "train_manifest.jsonl") for d in [args.data, *args.add_train])
+        + "]",
         "model.validation_ds=null",
         f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}",
         f"trainer.max_steps={args.steps}",
@@ -87,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "train_minutes": round(train_minutes, 2),
         "steps": result.global_step,
+        "data": [str(d) for d in [args.data, *args.add_train]],
         "overrides": args.set,
         "augment": args.augment,
         "threads": torch.get_num_threads(),
