@@ -79,6 +79,13 @@ def fit_offsets(
     return offsets, best
 
 
+def _offsets_default(
+    module: PunctuationCapitalizationModel, state: dict[str, Any], prefix: str, *args: Any
+) -> None:
+    """Archives written before the offsets existed load as uncalibrated (zero offsets)."""
+    state.setdefault(prefix + "punct_offsets", torch.zeros(len(module.punct_labels)))
+
+
 class _Shifted(torch.nn.Module):
     """A head whose logits get fixed per-class offsets (the calibrated punctuation head)."""
 
@@ -123,11 +130,7 @@ class PunctuationCapitalizationModel(TransformerTaskModel):
         )
         self.calibrate = bool(self.cfg.get("calibrate", True))
         self.register_buffer("punct_offsets", torch.zeros(len(self.punct_labels)))
-        self._register_load_state_dict_pre_hook(self._offsets_default)
-
-    def _offsets_default(self, state: dict[str, Any], prefix: str, *args: Any) -> None:
-        # archives written before the offsets existed load as uncalibrated
-        state.setdefault(prefix + "punct_offsets", torch.zeros(len(self.punct_labels)))
+        self.register_load_state_dict_pre_hook(_offsets_default)
 
     def _train_rows(self) -> list[tuple[list[str], list[str]]]:
         return read_token_classification(
