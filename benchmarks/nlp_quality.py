@@ -411,7 +411,7 @@ def main() -> int:
             f"python benchmarks/nlp_quality.py --tasks {task} --minutes {args.minutes:g}"
             + (
                 f" --punct-lines {args.punct_lines}"
-                if task == "punctuation" and args.punct_lines != 40000
+                if task == "punctuation" and args.punct_lines != parser.get_default("punct_lines")
                 else ""
             )
             + "".join(f" --set {item}" for item in EXTRA)
