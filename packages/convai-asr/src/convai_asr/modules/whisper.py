@@ -220,7 +220,11 @@ class WhisperEncoder(nn.Module):
                 dim_feedforward=4 * d_model,
                 dropout=0.0,
                 activation="gelu",
-                batch_first=True,
+                # time-major: attention's input projection is then one matrix product (with
+                # batch-first inputs torch multiplies a transposed view by an expanded weight,
+                # which under bf16 autocast copies that weight once per frame: 0.96 s a training
+                # step against 0.45 s)
+                batch_first=False,
                 norm_first=True,
             )
             for _ in range(n_layers)
@@ -297,12 +301,12 @@ class WhisperEncoder(nn.Module):
         else:
             x = nn.functional.gelu(self.conv1(x))
             x = nn.functional.gelu(self.conv2(x))  # (B, D, ceil(T / 2))
-        x = x.transpose(1, 2)  # (B, D, T') -> (B, T', D)
-        x = x + self.positions[: x.shape[1]]
+        x = x.permute(2, 0, 1)  # (B, D, T') -> (T', B, D)
+        x = x + self.positions[: x.shape[0], None]
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=mask)
         x = self.ln_post(x)
         out_frames = (frames + 1) // 2
-        x = x[:, :out_frames]
-        x = x.masked_fill(~AF.lengths_to_mask(encoded_len, out_frames).unsqueeze(-1), 0.0)
-        return x.transpose(1, 2), encoded_len
+        x = x[:out_frames]
+        x = x.masked_fill(~AF.lengths_to_mask(encoded_len, out_frames).t().unsqueeze(-1), 0.0)
+        return x.permute(1, 2, 0), encoded_len
