@@ -36,6 +36,25 @@ def evaluate(model: Any, manifest: Path) -> dict[str, float]:
     return {"wer": wer, "cer": cer, "utterances": len(references)}
 
 
+def train_pieces(manifests: list[Path], text: Path | None, vocab: int, out: Path) -> Path:
+    """A SentencePiece unigram model of ``vocab`` pieces from the manifests' transcripts (each
+    distinct sentence once) and the normalized lines of ``text``."""
+    import re
+
+    from convai_asr.text.tokenizers import train_sentencepiece
+
+    sentences = {
+        json.loads(line)["text"]: None for m in manifests for line in m.read_text().splitlines()
+    }
+    if text is not None:
+        for line in text.read_text(encoding="utf-8").splitlines():
+            clean = " ".join(re.sub(r"[^a-z' ]", " ", line.lower()).split())
+            if clean:
+                sentences.setdefault(clean, None)
+    print(f"whisper_ctc: SentencePiece model of {vocab} pieces from {len(sentences)} sentences")
+    return train_sentencepiece(list(sentences), vocab_size=vocab, output_dir=out / "pieces")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a `convai asr synth` folder")
@@ -50,6 +69,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--augment", default=None, help="YAML list of waveform augmentations")
     parser.add_argument("--set", action="append", default=[], help="extra Hydra override")
+    parser.add_argument(
+        "--sentencepiece",
+        type=int,
+        default=None,
+        metavar="VOCAB",
+        help="replace the characters by a SentencePiece unigram model of VOCAB pieces, trained "
+        "on the training transcripts (and --sentencepiece-text)",
+    )
+    parser.add_argument(
+        "--sentencepiece-text",
+        type=Path,
+        default=None,
+        help="more text for the SentencePiece model, a sentence a line (normalized to the "
+        "character vocabulary; keep test sentences out of it)",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/whisper_ctc"))
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
@@ -82,6 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.augment:
         overrides.append(f"+model.train_ds.augmentations={args.augment}")
+    if args.sentencepiece:
+        manifests = [d / "train_manifest.jsonl" for d in [args.data, *args.add_train]]
+        pieces = train_pieces(manifests, args.sentencepiece_text, args.sentencepiece, args.out)
+        overrides += [
+            "model.tokenizer.name=asr/sentencepiece",
+            "~model.tokenizer.vocabulary",
+            f"+model.tokenizer.model_path={pieces}",
+        ]
     cfg = compose_config(overrides)
     start = time.perf_counter()
     result = train(cfg, extra_callbacks=[ProgressLines(every_s=60.0)])
@@ -99,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": [str(d) for d in [args.data, *args.add_train]],
         "overrides": args.set,
         "augment": args.augment,
+        "sentencepiece": args.sentencepiece,
+        "sentencepiece_text": str(args.sentencepiece_text) if args.sentencepiece_text else None,
         "threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "results": results,

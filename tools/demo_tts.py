@@ -66,17 +66,6 @@ def teacher_corpora() -> tuple[Path, Path]:
     return manifests[0], manifests[1]
 
 
-def cpu_has_bf16() -> bool:
-    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch
-    emulates it and an autocast step is many times slower than fp32 (25 s against ~1 s on an
-    AVX2-only EPYC)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def measured_steps(
     train_manifest: Path, precision: str, minutes: float, overrides: list[str]
 ) -> int:
@@ -117,6 +106,7 @@ def measured_steps(
 def main() -> int:
     from convai_core.progress import ProgressLines
     from convai_core.train import compose_config, train
+    from convai_core.trainer import cpu_has_native_bf16
     from convai_tts.data.tools import report_manifest
     from convai_tts.synthesize import Synthesizer
 
@@ -128,7 +118,9 @@ def main() -> int:
         shutil.rmtree(OUT / "experiments")
     seconds = int(MINUTES * 60)
     hours, rest = divmod(seconds, 3600)
-    precision = os.environ.get("DEMO_TTS_PRECISION") or ("bf16-mixed" if cpu_has_bf16() else "32")
+    precision = os.environ.get("DEMO_TTS_PRECISION") or (
+        "bf16-mixed" if cpu_has_native_bf16() else "32"
+    )
     steps = STEPS or measured_steps(train_manifest, precision, MINUTES, sys.argv[1:])
     print(f"demo-tts: precision {precision}, learning rate decaying over {steps} steps")
     overrides = [
