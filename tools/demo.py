@@ -14,15 +14,15 @@
    (pocketsphinx-testdata).
 5. Save the model as demo_output/asr.convai and export a verified torch-free bundle.
 
-Settings come from the environment: DEMO_MODEL (the model config option, default
-asr/whisper_ctc), DEMO_PRECISION (default bf16-mixed on a CPU with native bfloat16, AVX512-BF16
-or AMX, where a whisper_ctc step here takes about 0.57 s instead of 0.67 s; 32 elsewhere, where
-bf16 is emulated and slow), DEMO_STEPS (optimizer steps; default for asr/whisper_ctc 850 in fp32
-and 1000 in bf16, about 9.5 minutes on 2 cores, and 3400 for asr/demo_ctc), DEMO_MAX_MINUTES
-(default 10: a slower machine stops there), DEMO_DATA (default demo_output/data; reused when it
-exists), DEMO_AUGMENT (a YAML list of waveform augmentations for training; default none: on this
-budget they made every split worse, see benchmarks/results/asr.md), DEMO_SET (more Hydra
-overrides, separated by spaces).
+Settings come from the environment: DEMO_MODEL (the model config option, default asr/whisper_ctc),
+DEMO_PRECISION (default for asr/whisper_ctc bf16-mixed on a CPU with native bfloat16, AVX512-BF16
+or AMX, where a whisper_ctc step here takes about 0.55 s instead of 0.67 s; 32 elsewhere: other
+CPUs emulate bf16 slowly, other models' bf16 recipes are not measured), DEMO_STEPS (optimizer
+steps; default for asr/whisper_ctc 850 in fp32 and 1000 in bf16, about 9.5 minutes on 2 cores, and
+3400 for asr/demo_ctc), DEMO_MAX_MINUTES (default 10: a slower machine stops there), DEMO_DATA
+(default demo_output/data; reused when it exists), DEMO_AUGMENT (a YAML list of waveform
+augmentations for training; default none: on this budget they made every split worse, see
+benchmarks/results/asr.md), DEMO_SET (more Hydra overrides, separated by spaces).
 """
 
 from __future__ import annotations
@@ -169,9 +169,9 @@ def main() -> int:
     from convai_core.trainer import cpu_has_native_bf16
 
     started = time.perf_counter()
-    precision = os.environ.get("DEMO_PRECISION") or (
-        "bf16-mixed" if cpu_has_native_bf16() else "32"
-    )
+    # bf16 only for a model whose bf16 recipe was measured (DEFAULT_STEPS), on a CPU that has it
+    native = cpu_has_native_bf16() and (MODEL, "bf16-mixed") in DEFAULT_STEPS
+    precision = os.environ.get("DEMO_PRECISION") or ("bf16-mixed" if native else "32")
     steps = int(
         os.environ.get("DEMO_STEPS")
         or DEFAULT_STEPS.get((MODEL, precision), DEFAULT_STEPS.get((MODEL, "32"), 3400))
